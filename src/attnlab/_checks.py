@@ -1,0 +1,73 @@
+"""Argument checks at public boundaries: each error names the argument, what was expected and what came."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def shape_str(x: Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in x.shape) + ")"
+
+
+def check_tensor(name: str, x: object) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def check_float(name: str, x: Tensor) -> None:
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+
+
+def check_ndim(name: str, x: Tensor, allowed: Sequence[int], meaning: str = "") -> None:
+    if x.dim() not in allowed:
+        want = " or ".join(f"{d}-D" for d in allowed)
+        hint = f" {meaning}" if meaning else ""
+        raise ValueError(f"{name}: expected a {want} tensor{hint}, got shape {shape_str(x)}")
+
+
+def check_shape(name: str, x: Tensor, expected: Sequence[int], meaning: str = "") -> None:
+    if tuple(x.shape) != tuple(expected):
+        hint = f" {meaning}" if meaning else ""
+        raise ValueError(
+            f"{name}: expected shape ({', '.join(str(s) for s in expected)}){hint}, got {shape_str(x)}"
+        )
+
+
+def check_same_dtype_device(name: str, x: Tensor, ref: Tensor, ref_name: str = "input") -> None:
+    if x.dtype != ref.dtype:
+        raise TypeError(f"{name}: expected dtype {ref.dtype} (that of {ref_name}), got {x.dtype}")
+    if x.device != ref.device:
+        raise ValueError(f"{name}: expected device {ref.device} (that of {ref_name}), got {x.device}")
+
+
+def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_lengths(lengths: object, batch: int, time: int) -> list[int]:
+    """Validate ``lengths`` (valid steps per sequence) and return them as Python ints."""
+    if isinstance(lengths, Tensor):
+        if lengths.dim() != 1:
+            raise ValueError(f"lengths: expected a 1-D tensor of {batch} lengths, got shape {shape_str(lengths)}")
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise TypeError(f"lengths: expected an integer tensor, got dtype {lengths.dtype}")
+        values = [int(v) for v in lengths.tolist()]
+    elif isinstance(lengths, Sequence) and not isinstance(lengths, str):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in lengths):
+            raise TypeError(f"lengths: expected integers, got {list(lengths)!r}")
+        values = list(lengths)
+    else:
+        raise TypeError(f"lengths: expected a 1-D integer tensor or a sequence of ints, got {type(lengths).__name__}")
+    if len(values) != batch:
+        raise ValueError(f"lengths: expected {batch} lengths (one per sequence in the batch), got {len(values)}")
+    bad = [v for v in values if not 1 <= v <= time]
+    if bad:
+        raise ValueError(f"lengths: expected every length in [1, {time}] (the sequence length), got {bad[:5]}")
+    return values

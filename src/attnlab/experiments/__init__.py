@@ -1,0 +1,32 @@
+"""The experiments, one per claim of the chapter. ``REGISTRY`` maps each contract name to its spec.
+
+Names are part of the public contract (``attnlab exp NAME``, the report's section ids, ``results.json``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, execute
+
+# contract name -> module under attnlab.experiments; order is the order of the report.
+_MODULES = {
+    "vanishing-gradients": "vanishing_gradients",
+    "long-range": "long_range",
+}
+
+
+def names() -> list[str]:
+    """The registered experiments, in report order."""
+    return list(_MODULES)
+
+
+def get(name: str) -> ExperimentSpec:
+    """The spec of one experiment; a clear ValueError for an unknown name."""
+    if name not in _MODULES:
+        raise ValueError(f"experiment: expected one of {', '.join(_MODULES)}; got {name!r}")
+    module = importlib.import_module(f"attnlab.experiments.{_MODULES[name]}")
+    return module.SPEC
+
+
+__all__ = ["ExperimentConfig", "ExperimentSpec", "execute", "get", "names"]
