@@ -33,9 +33,7 @@ def check_ndim(name: str, x: Tensor, allowed: Sequence[int], meaning: str = "") 
 def check_shape(name: str, x: Tensor, expected: Sequence[int], meaning: str = "") -> None:
     if tuple(x.shape) != tuple(expected):
         hint = f" {meaning}" if meaning else ""
-        raise ValueError(
-            f"{name}: expected shape ({', '.join(str(s) for s in expected)}){hint}, got {shape_str(x)}"
-        )
+        raise ValueError(f"{name}: expected shape ({', '.join(str(s) for s in expected)}){hint}, got {shape_str(x)}")
 
 
 def check_same_dtype_device(name: str, x: Tensor, ref: Tensor, ref_name: str = "input") -> None:

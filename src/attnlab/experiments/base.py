@@ -173,7 +173,7 @@ def parse_field(name: str, annotation: Any, text: str) -> Any:
     """Parse one CLI value for a config field of type int, float, bool, str or tuple of those."""
     origin = typing.get_origin(annotation)
     if origin in (tuple, list):
-        (item, *rest) = typing.get_args(annotation)
+        (item, *_rest) = typing.get_args(annotation)
         parts = [p for p in text.replace(" ", "").split(",") if p]
         return tuple(parse_field(name, item, p) for p in parts)
     if origin in (typing.Union, types.UnionType):

@@ -135,9 +135,7 @@ class RNNCell(_CellBase):
         return _linear_project(x, weight_ih, bias)
 
     @staticmethod
-    def step(
-        xw: Tensor, state: State, weight_hh_t: Tensor, bias_hh: Tensor | None, relu: bool = False
-    ) -> State:
+    def step(xw: Tensor, state: State, weight_hh_t: Tensor, bias_hh: Tensor | None, relu: bool = False) -> State:
         (h,) = state
         pre = torch.addmm(xw, h, weight_hh_t)  # (B, H) + (B, H) @ (H, H)
         return (torch.relu(pre) if relu else torch.tanh(pre),)

@@ -1,7 +1,8 @@
 r"""Recurrent layers: multi-layer, bidirectional, variable-length; drop-in twins of ``torch.nn.RNN/LSTM/GRU``.
 
-The three layers share one loop over time (:func:`run_direction`) and differ only in the cell whose
-``project`` / ``step`` functions they call (:mod:`attnlab.nn.cells`). Per layer and direction:
+The three layers share one loop over time (:func:`attnlab.nn.loop.run_direction`) and differ only in the cell
+whose ``project`` / ``step`` functions they call (:mod:`attnlab.nn.cells`); the LSTM differentiates that loop
+with a hand-derived backward through time (:mod:`attnlab.nn.lstm_bptt`). Per layer and direction:
 
 1. the input projection for *all* time steps is one matmul, hoisted out of the loop: ``(T, B, I) -> (T, B, G*H)``;
 2. each step does one fused matmul of the state against ``W_hh`` for all gates, then the gate arithmetic.
@@ -27,7 +28,6 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -43,54 +43,9 @@ from attnlab._checks import (
     check_same_dtype_device,
     check_tensor,
 )
-from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell, State
-
-StepFn = Callable[[Tensor, State], State]
-
-
-def run_direction(
-    step: StepFn, xw: Tensor, state: State, lengths: list[int] | None = None, reverse: bool = False
-) -> tuple[Tensor, State]:
-    """The loop over time shared by every recurrent layer.
-
-    Args:
-        step: one time step, ``(xw_t (B, G*H), state) -> state``; ``state[0]`` is the output h.
-        xw: the hoisted input projections ``(T, B, G*H)``.
-        state: the initial state, a tuple of ``(B, ·)`` tensors.
-        lengths: valid steps per sequence (Python ints); steps past a sequence's length leave its state
-            unchanged and output zeros.
-        reverse: run from the last step to the first (the backward direction of a bidirectional layer).
-
-    Returns:
-        outputs ``(T, B, H_out)`` and the final state.
-    """
-    T = xw.shape[0]
-    xs = xw.unbind(0)  # T x (B, G*H); unbind, not xw[t]: indexing makes each step's backward O(T)
-    if lengths is None:
-        masks: list[Tensor | None] = [None] * T
-        t_end = T
-    else:
-        # A step needs masking only when some sequence has ended: t >= min(lengths).
-        t_end = max(lengths)
-        len_t = torch.tensor(lengths, device=xw.device)
-        min_len = min(lengths)
-        masks = [None if t < min_len else (t < len_t).unsqueeze(1) for t in range(T)]  # (B, 1) each
-    outs: list[Tensor | None] = [None] * T
-    for t in range(t_end - 1, -1, -1) if reverse else range(t_end):
-        new = step(xs[t], state)
-        m = masks[t]
-        if m is not None:  # ended sequences keep their state; in reverse, not-yet-started ones keep h0
-            new = tuple(torch.where(m, n, s) for n, s in zip(new, state, strict=True))
-        state = new
-        outs[t] = state[0]
-    if t_end < T:
-        pad = state[0].new_zeros(state[0].shape)
-        outs[t_end:] = [pad] * (T - t_end)
-    out = torch.stack(outs, 0)  # (T, B, H_out)
-    if lengths is not None and min(lengths) < T:
-        valid = torch.arange(T, device=xw.device).unsqueeze(1) < len_t  # (T, B)
-        out = out * valid.unsqueeze(2).to(out.dtype)  # zeros at padded steps
-    return out, state
+from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
+from attnlab.nn.loop import StepFn, run_direction
+from attnlab.nn.lstm_bptt import lstm_direction
 
 
 class _RecurrentBase(nn.Module):
@@ -165,7 +120,9 @@ class _RecurrentBase(nn.Module):
     def _h_out(self) -> int:
         return self.proj_size if self.proj_size > 0 else self.hidden_size
 
-    def _weights(self, layer: int, direction: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    def _weights(
+        self, layer: int, direction: int
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
         sfx = "_reverse" if direction == 1 else ""
         get = functools.partial(getattr, self)
         return (
@@ -202,6 +159,10 @@ class _RecurrentBase(nn.Module):
     def _make_step(self, weight_hh: Tensor, bias_hh: Tensor | None, weight_hr: Tensor | None) -> StepFn:
         return functools.partial(self.CELL.step, weight_hh_t=weight_hh.t(), bias_hh=bias_hh)
 
+    def _run_direction(self, xw, state, weight_hh, bias_hh, weight_hr, lengths, reverse):
+        """One direction of one layer: ``(T, B, G*H)`` projections -> ``(T, B, H_out)`` outputs, final state."""
+        return run_direction(self._make_step(weight_hh, bias_hh, weight_hr), xw, state, lengths, reverse)
+
     # --- forward ------------------------------------------------------------------------------------
     def _check_state(self, name: str, s: object, x: Tensor, batched: bool, size: int) -> Tensor:
         s = check_tensor(name, s)
@@ -228,12 +189,14 @@ class _RecurrentBase(nn.Module):
             return (x.new_zeros(rows, B, self.hidden_size),)
         return (self._check_state("hx", hx, x, batched, self.hidden_size),)
 
-    def forward(self, input, hx=None, lengths=None):  # noqa: D401 - signature documented on subclasses
+    def forward(self, input, hx=None, lengths=None):
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx, lengths)
         input = check_tensor("input", input)
         check_float("input", input)
-        check_ndim("input", input, (2, 3), "(seq, batch, input_size), (batch, seq, input_size) or unbatched (seq, input_size)")
+        check_ndim(
+            "input", input, (2, 3), "(seq, batch, input_size), (batch, seq, input_size) or unbatched (seq, input_size)"
+        )
         if input.shape[-1] != self.input_size:
             raise ValueError(
                 f"input: expected last dimension input_size={self.input_size}, got shape {tuple(input.shape)}"
@@ -268,7 +231,7 @@ class _RecurrentBase(nn.Module):
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, d)
                 xw = self.CELL.project(layer_in, w_ih, b_ih, b_hh)  # (T, B, G*H): one matmul for all steps
                 state = tuple(s[layer * D + d] for s in states0)  # each (B, ·)
-                out, state = run_direction(self._make_step(w_hh, b_hh, w_hr), xw, state, lens, reverse=d == 1)
+                out, state = self._run_direction(xw, state, w_hh, b_hh, w_hr, lens, reverse=d == 1)
                 outs.append(out)
                 for acc, s in zip(finals, state, strict=True):
                     acc.append(s)
@@ -340,6 +303,9 @@ class LSTM(_RecurrentBase):
     """
 
     CELL = LSTMCell
+    #: Differentiate with the hand-derived BPTT of :mod:`attnlab.nn.lstm_bptt` (about 2x faster than autograd
+    #: through the loop). Set False on an instance for double backward or forward-mode AD.
+    use_hand_bptt: bool = True
 
     def __init__(
         self,
@@ -374,6 +340,11 @@ class LSTM(_RecurrentBase):
             bias_hh=bias_hh,
             weight_hr_t=None if weight_hr is None else weight_hr.t(),
         )
+
+    def _run_direction(self, xw, state, weight_hh, bias_hh, weight_hr, lengths, reverse):
+        if self.use_hand_bptt and weight_hr is None:
+            return lstm_direction(xw, state, weight_hh, lengths, reverse)
+        return super()._run_direction(xw, state, weight_hh, bias_hh, weight_hr, lengths, reverse)
 
 
 class GRU(_RecurrentBase):
