@@ -132,6 +132,7 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=2, allow_nan=False)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -190,4 +191,5 @@ def parse_field(name: str, annotation: Any, text: str) -> Any:
             raise ValueError
         return annotation(text)
     except ValueError:
-        raise ValueError(f"--{name.replace('_', '-')}: expected a {annotation.__name__}, got {text!r}") from None
+        kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(annotation, "a value")
+        raise ValueError(f"--{name.replace('_', '-')}: expected {kind}, got {text!r}") from None

@@ -1,0 +1,285 @@
+"""The ``attnlab`` command line: ``report``, ``exp``, ``bench``.
+
+Bad input (an unknown name, a bad option value, an out-of-range config) prints one line,
+``attnlab: error: <message>``, to stderr and exits with status 2; an experiment that fails inside a report
+exits with status 1 after the report is written; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import sys
+import typing
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from attnlab import __version__
+
+PROG = "attnlab"
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad command-line input; ``main`` prints its message on one line and exits with status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are raised (one line from ``main``), not printed with the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 success, 1 an experiment failed, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except SystemExit as exc:  # --help and --version exit through argparse
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    return status
+
+
+@contextlib.contextmanager
+def _user_input() -> Iterator[None]:
+    """Validation of what the user typed: its ValueError/TypeError becomes a one-line usage error.
+
+    Only the checking of input is wrapped, never the running of an experiment or a benchmark: an error
+    there is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _dispatch(argv: list[str]) -> int:
+    parser = _build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if args.command is None:
+        raise UsageError("a command is required: report, exp or bench (see attnlab --help)")
+    if args.command == "exp":
+        return _cmd_exp(args, argv[argv.index("exp") + 1 :])
+    if extras:
+        raise UsageError(f"unrecognized arguments: {' '.join(extras)}")
+    if args.command == "report":
+        return _cmd_report(args)
+    return _cmd_bench(args)
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
+        prog=PROG,
+        description="Sequence models and attention from first principles; every claim measured.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    report = sub.add_parser("report", help="run the experiments and write runs/report/index.html")
+    report.add_argument("--profile", choices=("quick", "full"), default="quick", help="default: quick")
+    report.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
+    report.add_argument("--out", type=Path, default=Path("runs/report"), help="default: runs/report")
+    report.add_argument(
+        "--replot",
+        action="store_true",
+        help="redraw figures and index.html from the results already in --out; runs nothing",
+    )
+
+    # Stage one of `exp`: only NAME (and --list). The experiment's own options are parsed in stage two.
+    exp = sub.add_parser("exp", help="run one experiment", add_help=False, allow_abbrev=False)
+    exp.add_argument("name", nargs="?", metavar="NAME")
+    exp.add_argument("--list", action="store_true")
+    exp.add_argument("-h", "--help", action="store_true")
+    exp.add_argument("--profile")
+    exp.add_argument("--out")
+
+    bench = sub.add_parser("bench", help="benchmarks as ratio tables against the PyTorch built-ins")
+    bench.add_argument("names", nargs="*", metavar="NAME", help="default: all")
+    bench.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
+    bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="default: runs/bench")
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------- report
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from attnlab.report import ExperimentsFailed, build_report, replot
+
+    if args.replot and args.only:
+        raise UsageError("--replot redraws the report in --out as it is; it takes no --only")
+    try:
+        # build_report checks --only and --profile before it runs anything, and records (does not raise)
+        # the errors of the experiments themselves
+        with _user_input():
+            index = replot(args.out) if args.replot else build_report(args.out, args.profile, args.only)
+    except ExperimentsFailed as exc:
+        _print_summary(exc.index.parent / "results.json", exc.failed)
+        return _fail(str(exc), EXIT_FAILED)
+    _print_summary(index.parent / "results.json", {})
+    print(f"report: {index}")
+    return 0
+
+
+def _print_summary(results_path: Path, failed: dict[str, str]) -> None:
+    from attnlab.experiments.base import read_json
+
+    results = read_json(results_path)
+    width = max((len(n) for n in results), default=0)
+    for name, r in results.items():
+        verdict = "error" if name in failed else _verdict(r["held"])
+        print(f"{name:<{width}}  {verdict:<14}  {r['seconds']:8.1f} s")
+
+
+def _verdict(held: bool | None) -> str:
+    return {True: "held", False: "did not hold", None: "not measurable"}[held]
+
+
+# ---------------------------------------------------------------------------------------------------- exp
+
+
+def _cmd_exp(args: argparse.Namespace, exp_argv: list[str]) -> int:
+    from attnlab import experiments
+    from attnlab.experiments.base import field_types, parse_field
+
+    if args.list:
+        for name in experiments.names():
+            try:
+                claim = experiments.get(name).claim
+            except ImportError as exc:
+                claim = f"(not available: {exc})"
+            print(f"{name}\n    {claim}")
+        return 0
+    if args.name is None:
+        if args.help:
+            print(f"usage: {PROG} exp NAME [--profile P] [--out DIR] [--FIELD VALUE ...]")
+            print(f"       {PROG} exp --list")
+            return 0
+        raise UsageError(f"exp: an experiment NAME is required (one of {', '.join(experiments.names())})")
+    with _user_input():
+        spec = experiments.get(args.name)
+        parser, fields = _experiment_parser(spec)
+        ns = parser.parse_args(exp_argv)
+        types = field_types(spec.config_cls)
+        given = {name: getattr(ns, dest) for name, dest in fields.items() if hasattr(ns, dest)}
+        overrides = {name: parse_field(name, types[name], text) for name, text in given.items()}
+        cfg = spec.config_cls.for_profile(ns.profile, **overrides)
+    out = Path(ns.out) if ns.out else Path("runs/exp") / spec.name
+    return _run_experiment(spec, cfg, out)
+
+
+def _experiment_parser(spec: Any) -> tuple[_Parser, dict[str, str]]:
+    """Stage two of ``exp``: a parser with ``--profile``, ``--out`` and one option per config field.
+
+    Returns the parser and field name -> argparse dest. Only the options given appear in the namespace
+    (``default=SUPPRESS``), so that only they override the profile.
+    """
+    from attnlab.experiments.base import field_types
+
+    cls = spec.config_cls
+    profiles = list(cls.PROFILES)
+    parser = _Parser(
+        prog=f"{PROG} exp {spec.name}",
+        usage=f"{PROG} exp {spec.name} [-h] [--profile {{{','.join(profiles)}}}] [--out DIR] [--FIELD VALUE ...]",
+        description=spec.claim,
+        allow_abbrev=False,
+        epilog=f"Profiles: {', '.join(profiles)}. Options given override the profile's values.",
+    )
+    parser.add_argument("name", help=argparse.SUPPRESS)  # seen in stage one already
+    default = "quick" if "quick" in profiles else profiles[0]
+    parser.add_argument("--profile", choices=profiles, default=default, help=f"default: {default}")
+    parser.add_argument("--out", metavar="DIR", help=f"default: runs/exp/{spec.name}")
+    group = parser.add_argument_group(f"{cls.__name__} fields")
+    types = field_types(cls)
+    fields = {}
+    for f in dataclasses.fields(cls):
+        annotation = types[f.name]
+        dest = f"field_{f.name}"
+        fields[f.name] = dest
+        full = f.default if f.default is not dataclasses.MISSING else None
+        per_profile = [f"{p}: {_show(v[f.name])}" for p, v in cls.PROFILES.items() if f.name in v]
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=dest,
+            metavar=_metavar(annotation),
+            default=argparse.SUPPRESS,
+            help="; ".join([f"default {_show(full)}", *per_profile]),
+        )
+    return parser, fields
+
+
+def _metavar(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (tuple, list):
+        item = typing.get_args(annotation)[0]
+        return f"{getattr(item, '__name__', 'X').upper()},..."
+    if annotation is bool:
+        return "true|false"
+    return getattr(annotation, "__name__", "VALUE").upper()
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ",".join(_show(v) for v in value)
+    return str(value)
+
+
+def _run_experiment(spec: Any, cfg: Any, out: Path) -> int:
+    from attnlab.experiments.base import execute
+
+    result = execute(spec, cfg, out)
+    print(f"{spec.name}: {_verdict(result['held'])} ({result['seconds']:.1f} s)")
+    metrics = result.get("metrics") or {}
+    width = max((len(k) for k in metrics), default=0)
+    for key, value in metrics.items():
+        print(f"  {key:<{width}}  {value:.4g}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
+    print(f"results: {out / 'results.json'}")
+    for fig in sorted(out.glob("*.svg")):
+        print(f"figure:  {fig}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------------- bench
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from attnlab.experiments.base import write_json
+
+    bench = _bench_registry()
+    available = bench.names()
+    unknown = [n for n in args.names if n not in available]
+    if unknown:
+        raise UsageError(f"bench: expected names among {', '.join(available)}; got {', '.join(unknown)}")
+    selected = args.names or available
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in selected:
+        result = bench.run(name, quick=args.quick)
+        print(bench.to_markdown(name, result))
+        print()
+        write_json(args.out / f"{name}.json", result)
+    print(f"results: {args.out}")
+    return 0
+
+
+def _bench_registry() -> Any:
+    """The benchmark registry ``attnlab.bench``: ``names()``, ``run(name, quick=)``, ``to_markdown``."""
+    module = importlib.import_module("attnlab.bench")
+    if not all(hasattr(module, attr) for attr in ("names", "run", "to_markdown")):
+        raise UsageError("bench: the benchmark registry attnlab.bench is not available in this install")
+    return module

@@ -1,0 +1,333 @@
+"""Assemble the report: run each experiment, write ``results.json`` and one self-contained ``index.html``.
+
+Layout of a report folder ``OUT``::
+
+    OUT/index.html          the report: inline CSS and SVG, no network reference of any kind
+    OUT/results.json        name -> {"claim", "held", "metrics", "seconds"} (the public contract)
+    OUT/report.json         how the report was made (profile, date, machine, order, errors), read by replot
+    OUT/NAME/               one folder per experiment: config.json, results.json, <figure>.svg
+                            (error.txt with the traceback when the experiment raised)
+
+:func:`build_report` runs the experiments; :func:`replot` redraws every figure from the saved per-experiment
+``results.json`` and re-renders the page without running anything.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from attnlab import experiments
+from attnlab.experiments.base import ExperimentSpec, execute, read_json, write_figures, write_json
+
+TITLE = "Sequence Models & the Attention Mechanism: every claim, measured"
+
+# held -> (badge text, css class); an experiment that raised gets ("error", "error").
+_BADGES = {True: ("held", "held"), False: ("did not hold", "failed"), None: ("not measurable", "unknown")}
+
+
+class ExperimentsFailed(RuntimeError):
+    """Raised after the report is written if any experiment raised; ``failed`` maps name -> message."""
+
+    def __init__(self, index: Path, failed: dict[str, str]) -> None:
+        self.index = index
+        self.failed = failed
+        names = ", ".join(failed)
+        super().__init__(f"{len(failed)} experiment(s) failed ({names}); the report is in {index}")
+
+
+@dataclass
+class _Entry:
+    """One experiment's section: its result when it ran, its error message when it raised."""
+
+    name: str
+    spec: ExperimentSpec | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    figures: list[Path] = field(default_factory=list)
+
+
+def build_report(
+    out_dir: str | os.PathLike[str],
+    profile: str = "quick",
+    only: Sequence[str] | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Run the experiments (all, or those in ``only``) at ``profile`` and write the report into ``out_dir``.
+
+    ``progress``: show a progress bar; ``None`` shows it only when stderr is a terminal.
+    An experiment that raises becomes an error section and the others still run; after writing the whole
+    report, :class:`ExperimentsFailed` is raised if any did. Bad ``only`` names or an unknown ``profile``
+    raise ``ValueError`` before anything runs. Returns the path of ``index.html``.
+    """
+    from tqdm import tqdm
+
+    selected = _select(only)
+    out = Path(out_dir)
+    entries = [_Entry(name) for name in selected]
+    for entry in entries:
+        try:
+            entry.spec = experiments.get(entry.name)
+        except Exception as exc:  # a module that fails to import is reported, not fatal
+            entry.error = _one_line(exc)
+    bad = [e.name for e in entries if e.spec is not None and profile not in e.spec.config_cls.PROFILES]
+    if bad:
+        raise ValueError(f"profile: {profile!r} is not defined for {', '.join(bad)} (expected quick or full)")
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = _now()
+    start = time.perf_counter()
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(entries, desc="report", unit="exp", disable=not show, file=sys.stderr, dynamic_ncols=True)
+    for entry in bar:
+        bar.set_postfix_str(entry.name)
+        if entry.spec is None:
+            _write_error(out / entry.name, entry.error or "")
+            continue
+        folder = out / entry.name
+        _clear_outputs(folder)
+        t0 = time.perf_counter()
+        try:
+            cfg = entry.spec.config_cls.for_profile(profile)
+            entry.result = execute(entry.spec, cfg, folder)
+        except Exception as exc:  # record it and go on with the next experiment
+            entry.error = _one_line(exc)
+            _write_error(folder, traceback.format_exc())
+            bar.write(f"attnlab: {entry.name} failed: {entry.error}", file=sys.stderr)
+        entry.seconds = time.perf_counter() - t0
+        entry.figures = _figure_paths(folder)
+    bar.close()
+
+    meta = {
+        "title": TITLE,
+        "profile": profile,
+        "date": started,
+        "total_seconds": round(time.perf_counter() - start, 3),
+        **_environment(),
+        "experiments": [e.name for e in entries],
+        "errors": {e.name: e.error for e in entries if e.error is not None},
+    }
+    return _write_report(out, entries, meta)
+
+
+def replot(out_dir: str | os.PathLike[str]) -> Path:
+    """Redraw every figure from each experiment's saved ``results.json``, re-render the page; run nothing.
+
+    The experiments are those of the last build (``report.json``), else every registered experiment with a
+    saved result. Raises ``ValueError`` when ``out_dir`` holds no results, :class:`ExperimentsFailed` (after
+    writing) when a section is an error (from the original build, or a figure that fails to draw).
+    """
+    out = Path(out_dir)
+    meta_path = out / "report.json"
+    if meta_path.is_file():
+        meta = read_json(meta_path)
+        selected = list(meta.get("experiments", []))
+        old_errors = dict(meta.get("errors", {}))
+    else:
+        selected = [n for n in experiments.names() if (out / n / "results.json").is_file()]
+        meta = {"title": TITLE, "profile": None, "date": None, "total_seconds": None, **_environment()}
+        old_errors = {}
+    if not selected:
+        raise ValueError(f"out: no experiment results to replot in {out}")
+
+    entries = []
+    for name in selected:
+        entry = _Entry(name)
+        entries.append(entry)
+        result_path = out / name / "results.json"
+        try:
+            entry.spec = experiments.get(name)
+            if not result_path.is_file():
+                entry.error = old_errors.get(name) or f"no saved result ({result_path} is missing)"
+                continue
+            entry.result = read_json(result_path)
+            entry.seconds = float(entry.result.get("seconds") or 0.0)
+            for stale in (out / name).glob("*.svg"):
+                stale.unlink()
+            write_figures(entry.spec, entry.result, out / name)
+        except Exception as exc:
+            entry.error = _one_line(exc)
+        entry.figures = _figure_paths(out / name)
+    meta["experiments"] = selected
+    meta["errors"] = {e.name: e.error for e in entries if e.error is not None}
+    meta["replotted"] = _now()
+    return _write_report(out, entries, meta)
+
+
+# ---------------------------------------------------------------------------------------------- internals
+
+
+def _select(only: Sequence[str] | None) -> list[str]:
+    """The experiments to run, in report order; unknown names in ``only`` are a ValueError."""
+    registered = experiments.names()
+    if not only:
+        return registered
+    unknown = [n for n in only if n not in registered]
+    if unknown:
+        raise ValueError(f"--only: expected names among {', '.join(registered)}; got {', '.join(unknown)}")
+    wanted = set(only)
+    return [n for n in registered if n in wanted]
+
+
+def _write_report(out: Path, entries: list[_Entry], meta: dict[str, Any]) -> Path:
+    """Write ``results.json``, ``report.json`` and ``index.html``; raise if any entry is an error."""
+    summary = {}
+    for e in entries:
+        r = e.result or {}
+        summary[e.name] = {
+            "claim": str(r.get("claim") or (e.spec.claim if e.spec else "")),
+            "held": r.get("held") if e.error is None else None,
+            "metrics": dict(r.get("metrics") or {}) if e.error is None else {},
+            "seconds": round(float(r.get("seconds", e.seconds) if e.error is None else e.seconds), 3),
+        }
+    write_json(out / "results.json", summary)
+    write_json(out / "report.json", meta)
+    index = out / "index.html"
+    _write_text(index, _render(entries, meta, summary))
+    failed = {e.name: e.error for e in entries if e.error is not None}
+    if failed:
+        raise ExperimentsFailed(index, failed)
+    return index
+
+
+def _render(entries: list[_Entry], meta: dict[str, Any], summary: dict[str, Any]) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("attnlab.report", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["num"] = _format_value
+    env.filters["duration"] = _format_seconds
+    sections = []
+    for e in entries:
+        r = e.result or {}
+        spec = e.spec
+        badge_text, badge_class = ("error", "error") if e.error is not None else _BADGES[r.get("held")]
+        sections.append(
+            {
+                "name": e.name,
+                "title": r.get("title") or (spec.title if spec and spec.title else e.name),
+                "claim": r.get("claim") or (spec.claim if spec else ""),
+                "source": r.get("source") or (spec.source if spec else ""),
+                "setup": r.get("setup", ""),
+                "summary": r.get("summary", ""),
+                "metrics": r.get("metrics") or {},
+                "config": r.get("config") or {},
+                "error": e.error,
+                "badge": badge_text,
+                "badge_class": badge_class,
+                "seconds": summary[e.name]["seconds"],
+                "figures": [_inline_svg(p, prefix=f"{e.name}--{p.stem}") for p in e.figures],
+            }
+        )
+    badges = [text for text, _ in _BADGES.values()] + ["error"]
+    counts = {text: sum(s["badge"] == text for s in sections) for text in badges}
+    return env.get_template("report.html.j2").render(meta=meta, sections=sections, counts=counts)
+
+
+_PROLOG = re.compile(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<metadata>.*?</metadata>", re.DOTALL)
+_ID = re.compile(r'\bid="([^"]+)"')
+_HREF = re.compile(r'((?:xlink:)?href=")#([^"]+)"')
+_URL = re.compile(r"url\(#([^)]+)\)")
+
+
+def _inline_svg(path: Path, prefix: str) -> dict[str, Any]:
+    """An SVG file as markup to inline: prolog, DOCTYPE and metadata dropped, every id prefixed.
+
+    matplotlib reuses ids (``figure_1``, glyph and clip-path ids) across files; inlined side by side they
+    would collide, so each id and each reference to it (``href="#id"``, ``url(#id)``) gets ``prefix``.
+    """
+    from markupsafe import Markup
+
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", prefix) + "-"
+    svg = _PROLOG.sub("", path.read_text(encoding="utf-8")).strip()
+    ids = set(_ID.findall(svg))
+    svg = _ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', svg)
+    svg = _HREF.sub(lambda m: f'{m.group(1)}#{prefix if m.group(2) in ids else ""}{m.group(2)}"', svg)
+    svg = _URL.sub(lambda m: f"url(#{prefix if m.group(1) in ids else ''}{m.group(1)})", svg)
+    # trusted markup: written by our own matplotlib from our own results
+    return {"name": path.stem, "svg": Markup(svg)}
+
+
+def _figure_paths(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.svg")) if folder.is_dir() else []
+
+
+def _clear_outputs(folder: Path) -> None:
+    """Remove a previous run's result and figures so that a failed run cannot leave stale ones behind."""
+    if not folder.is_dir():
+        return
+    for stale in [folder / "results.json", folder / "error.txt", *folder.glob("*.svg")]:
+        if stale.is_file():
+            stale.unlink()
+
+
+def _write_error(folder: Path, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_text(folder / "error.txt", text if text.endswith("\n") else text + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _one_line(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _now() -> str:
+    return datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _environment() -> dict[str, Any]:
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def _format_value(x: Any) -> str:
+    """Numbers to 4 significant digits, integers whole, everything else as text."""
+    if isinstance(x, bool) or x is None:
+        return str(x).lower() if x is not None else "n/a"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    if isinstance(x, (list, tuple)):
+        return ", ".join(_format_value(v) for v in x)
+    return str(x)
+
+
+def _format_seconds(s: Any) -> str:
+    if s is None:
+        return "n/a"
+    s = float(s)
+    if s < 60:
+        return f"{s:.1f} s"
+    minutes, seconds = divmod(round(s), 60)
+    return f"{minutes} min {seconds:02d} s"
+
+
+__all__ = ["ExperimentsFailed", "build_report", "replot"]

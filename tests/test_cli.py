@@ -1,0 +1,164 @@
+"""The command line: exit statuses, one-line errors, and `exp` options generated from a config's fields."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+
+import attnlab
+from attnlab import cli, experiments
+from attnlab.cli import main
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
+
+
+@dataclass(frozen=True)
+class FieldsConfig(ExperimentConfig):
+    hidden_size: int = 128
+    lr: float = 1e-3
+    use_bias: bool = True
+    distances: tuple[int, ...] = (5, 10, 20, 50)
+    steps: int = 1000
+
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"steps": 100},
+        "full": {},
+        "tiny": {"steps": 3, "hidden_size": 8},
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hidden_size < 1:
+            raise ValueError(f"hidden_size: expected a positive int, got {self.hidden_size}")
+
+
+seen_configs: list[FieldsConfig] = []
+
+
+def _run(cfg: FieldsConfig) -> dict[str, Any]:
+    seen_configs.append(cfg)
+    if cfg.lr == 99.0:  # a way for a test to press Ctrl-C in the middle of a run
+        raise KeyboardInterrupt
+    return {"held": True, "metrics": {"accuracy": 0.875}, "setup": "s", "summary": "s", "data": {}}
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """Register one experiment, ``fake``, whose config has an int, a float, a bool and a tuple field."""
+    spec = ExperimentSpec(
+        name="fake", claim="Fakes hold.", source="nowhere", config_cls=FieldsConfig, run=_run, plot=lambda r: {}
+    )
+    module = types.ModuleType("attnlab.experiments._fake_cli")
+    module.SPEC = spec
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(experiments, "_MODULES", {"fake": "_fake_cli"})
+    seen_configs.clear()
+    return spec
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("attnlab: error: ")
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["exp", "nope"], "'nope'"),
+        (["report", "--only", "fake", "nope", "--out", "IGNORED"], "nope"),
+        (["exp", "fake", "--hidden-size", "abc"], "--hidden-size: expected a"),
+        (["exp", "fake", "--use-bias", "maybe"], "--use-bias"),
+        (["exp", "fake", "--distances", "5,x"], "--distances"),
+        (["exp", "fake", "--hidden-size", "-3"], "hidden_size: expected a positive int"),
+        (["exp", "fake", "--profile", "huge"], "huge"),
+        (["exp", "fake", "--no-such-field", "1"], "--no-such-field"),
+        (["frobnicate"], "frobnicate"),
+        (["report", "--profile", "tiny"], "tiny"),
+        ([], "a command is required"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(argv, expected, fake, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    assert main(argv) == 2
+
+    assert expected in one_line_error(capsys)
+    assert seen_configs == []  # nothing ran
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_version_as_a_module():
+    proc = subprocess.run(
+        [sys.executable, "-m", "attnlab", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"attnlab {attnlab.__version__}"
+
+
+def test_exp_options_come_from_config_fields(fake, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["exp", "fake", "--profile", "tiny", "--lr", "0.5", "--use-bias", "false", "--distances", "5,10,20"]
+
+    assert main([*argv, "--out", str(out)]) == 0
+
+    (cfg,) = seen_configs
+    assert cfg == FieldsConfig(hidden_size=8, lr=0.5, use_bias=False, distances=(5, 10, 20), steps=3)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["distances"] == [5, 10, 20] and saved["use_bias"] is False and saved["steps"] == 3
+    printed = capsys.readouterr().out
+    assert "fake: held" in printed and "accuracy" in printed and str(out / "results.json") in printed
+
+
+def test_exp_defaults_to_quick_profile_and_runs_exp_folder(fake, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["exp", "fake", "--hidden-size", "64"]) == 0
+
+    assert seen_configs == [FieldsConfig(hidden_size=64, steps=100)]
+    assert json.loads((tmp_path / "runs/exp/fake/results.json").read_text())["metrics"] == {"accuracy": 0.875}
+
+
+def test_exp_help_lists_generated_options(fake, capsys):
+    assert main(["exp", "fake", "--help"]) == 0
+    usage = capsys.readouterr().out
+    for option in ("--hidden-size", "--lr", "--use-bias", "--distances", "--seed", "--profile"):
+        assert option in usage
+    assert "tiny: 8" in usage  # the per-profile value of hidden_size
+
+
+def test_exp_list_shows_names_and_claims(fake, capsys):
+    assert main(["exp", "--list"]) == 0
+    assert capsys.readouterr().out.split("\n")[:2] == ["fake", "    Fakes hold."]
+
+
+def test_interrupt_exits_130_with_one_line(fake, tmp_path, capsys):
+    assert main(["exp", "fake", "--lr", "99", "--out", str(tmp_path)]) == 130
+    assert "interrupted" in one_line_error(capsys)
+
+
+def test_bench_prints_tables_and_writes_json(monkeypatch, tmp_path, capsys):
+    calls = []
+    bench = types.ModuleType("attnlab.bench")
+    bench.names = lambda: ["sdpa", "lstm"]
+    bench.run = lambda name, *, quick=False: calls.append((name, quick)) or {"name": name, "ratio": 1.25}
+    bench.to_markdown = lambda name, result: f"| {name} | {result['ratio']} |"
+    monkeypatch.setitem(sys.modules, "attnlab.bench", bench)
+
+    assert main(["bench", "lstm", "--quick", "--out", str(tmp_path)]) == 0
+
+    assert calls == [("lstm", True)]
+    assert "| lstm | 1.25 |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "lstm.json").read_text()) == {"name": "lstm", "ratio": 1.25}
+    assert not (tmp_path / "sdpa.json").exists()
+
+    assert main(["bench", "nope", "--out", str(tmp_path)]) == 2
+    assert "nope" in one_line_error(capsys)
+    assert cli._bench_registry() is bench
