@@ -1,0 +1,209 @@
+r"""Scaled dot-product attention, one function with five implementations behind torch's contract.
+
+.. math::
+    \mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}} + M\right) V
+    \qquad \text{(Vaswani et al. 2017, eq. 1)}
+
+Why ``1/sqrt(d_k)``: if the components of q and k are independent with mean 0 and variance 1, then
+``q . k = sum_i q_i k_i`` has mean 0 and variance ``d_k`` (Vaswani et al., footnote 4). Unscaled, the scores
+spread as ``sqrt(d_k)`` grows, the softmax saturates onto one key, and its gradient vanishes. Dividing by
+``sqrt(d_k)`` keeps the scores at unit variance whatever the head size; ``scale`` overrides it (a softmax
+temperature: ``scale = 1 / (tau sqrt(d_k))``).
+
+Shapes: query ``(..., T, hs)``, key ``(..., S, hs)``, value ``(..., S, hv)`` with broadcastable leading dims;
+``attn_mask`` broadcastable to ``(..., T, S)``: bool (True = may attend, as in torch) or float (added to the
+scores). ``is_causal``: query i attends keys j <= i (top-left aligned, as torch). A query row with no allowed
+key returns zeros (not NaN), in every implementation, and passes no gradient.
+
+Implementations (``impl``):
+
+- ``"naive"``: materializes the ``(T, S)`` weights; autograd differentiates it; can return the weights.
+- ``"manual"``: the naive forward with the hand-derived backward (:class:`_ManualSDPA`), per row:
+  ``dV = P^T dO``, ``dP = dO V^T``, ``dS = P * (dP - rowsum(dP * P))``, ``dQ = dS K s``, ``dK = dS^T Q s``.
+- ``"chunked"``: FlashAttention-style tiling with the online softmax (:mod:`attnlab.functional.chunked`):
+  O(T + S) extra memory per head, forward and backward.
+- ``"torch"``: ``torch.nn.functional.scaled_dot_product_attention`` (the fused kernel).
+- ``"auto"``: torch's kernel, unless the weights are asked for (then naive).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from attnlab._checks import check_float, check_tensor, shape_str
+
+IMPLS = ("naive", "chunked", "manual", "torch", "auto")
+
+
+class AttentionOutput(NamedTuple):
+    """``output`` ``(..., T, hv)``; ``weights`` ``(..., T, S)`` after softmax (and dropout), or None."""
+
+    output: Tensor
+    weights: Tensor | None
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    *,
+    impl: str = "auto",
+    return_weights: bool = False,
+) -> Tensor | AttentionOutput:
+    """Scaled dot-product attention with torch's semantics (see the module docstring).
+
+    Returns the output ``(..., T, hv)``; with ``return_weights=True`` an :class:`AttentionOutput` whose
+    ``weights`` are the ``(..., T, S)`` attention probabilities (only the naive and manual implementations
+    materialize them; ``auto`` then picks naive). ``dropout_p`` is applied whenever it is > 0, as in torch's
+    function: pass 0 in evaluation.
+    """
+    batch = check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl)
+    s = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    if impl == "auto":
+        impl = "naive" if return_weights else "torch"
+    if return_weights and impl not in ("naive", "manual"):
+        raise ValueError(f"return_weights: only impl='naive' or 'manual' materialize the weights, got impl={impl!r}")
+    mask = attention_bias(attn_mask, is_causal, query.shape[-2], key.shape[-2], query)  # (..., T, S) or None
+    if impl == "torch":
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=s
+        )
+        return out
+    if impl == "chunked":
+        from attnlab.functional.chunked import chunked_attention
+
+        return chunked_attention(query, key, value, attn_mask, is_causal, s, dropout_p, batch)
+    q, k, v = (x.expand(*batch, *x.shape[-2:]) for x in (query, key, value))
+    if impl == "manual":
+        out, weights = _ManualSDPA.apply(q, k, v, mask, s, dropout_p)
+    else:
+        out, weights = _naive(q, k, v, mask, s, dropout_p)
+    return AttentionOutput(out, weights) if return_weights else out
+
+
+def _naive(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, s: float, dropout_p: float):
+    scores = (q @ k.transpose(-2, -1)) * s  # (..., T, hs) @ (..., hs, S) -> (..., T, S)
+    if mask is not None:
+        scores = scores + mask
+    weights = masked_softmax(scores)  # rows with no allowed key -> 0
+    if dropout_p > 0:
+        weights = F.dropout(weights, p=dropout_p, training=True)
+    return weights @ v, weights  # (..., T, S) @ (..., S, hv) -> (..., T, hv)
+
+
+def masked_softmax(scores: Tensor) -> Tensor:
+    """softmax over the last dim, with rows whose scores are all -inf giving zeros instead of NaN."""
+    row_max = scores.amax(-1, keepdim=True)
+    row_max = torch.where(torch.isneginf(row_max), 0.0, row_max).detach()  # a constant shift: no gradient
+    e = torch.exp(scores - row_max)
+    total = e.sum(-1, keepdim=True)
+    return e / torch.where(total == 0, 1.0, total)
+
+
+class _ManualSDPA(torch.autograd.Function):
+    """The naive forward with the backward written out (Vaswani attention, softmax Jacobian by hand)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, s, dropout_p):
+        scores = (q @ k.transpose(-2, -1)) * s  # (..., T, S)
+        if mask is not None:
+            scores = scores + mask
+        p = masked_softmax(scores)  # (..., T, S)
+        if dropout_p > 0:
+            keep = torch.rand_like(p) >= dropout_p
+            p_drop = p * keep / (1 - dropout_p)
+        else:
+            keep, p_drop = None, p
+        out = p_drop @ v  # (..., T, S) @ (..., S, hv) -> (..., T, hv)
+        ctx.save_for_backward(q, k, v, p, keep)
+        ctx.s, ctx.dropout_p = s, dropout_p
+        ctx.mask_shape = None if mask is None or not mask.requires_grad else mask.shape
+        ctx.mark_non_differentiable(p_drop)
+        return out, p_drop
+
+    @staticmethod
+    def backward(ctx, d_out, _d_weights):
+        q, k, v, p, keep = ctx.saved_tensors
+        s, dp_ = ctx.s, ctx.dropout_p
+        p_drop = p if keep is None else p * keep / (1 - dp_)
+        d_v = p_drop.transpose(-2, -1) @ d_out  # (..., S, T) @ (..., T, hv) -> (..., S, hv)
+        d_p = d_out @ v.transpose(-2, -1)  # (..., T, hv) @ (..., hv, S) -> (..., T, S)
+        if keep is not None:
+            d_p = d_p * keep / (1 - dp_)
+        d_scores = p * (d_p - (d_p * p).sum(-1, keepdim=True))  # softmax backward: dS = P (dP - rowsum(dP P))
+        d_q = (d_scores @ k) * s  # (..., T, S) @ (..., S, hs)
+        d_k = (d_scores.transpose(-2, -1) @ q) * s  # (..., S, T) @ (..., T, hs)
+        d_mask = None if ctx.mask_shape is None else d_scores.sum_to_size(ctx.mask_shape)
+        return d_q, d_k, d_v, d_mask, None, None
+
+
+def attention_bias(attn_mask: Tensor | None, is_causal: bool, T: int, S: int, like: Tensor) -> Tensor | None:
+    """The additive form of a mask: 0 where attention is allowed, -inf where not (float masks as given)."""
+    if is_causal:
+        allowed = torch.ones(T, S, dtype=torch.bool, device=like.device).tril()  # (T, S): key j <= query i
+        return torch.zeros(T, S, dtype=like.dtype, device=like.device).masked_fill(~allowed, float("-inf"))
+    if attn_mask is None:
+        return None
+    if attn_mask.dtype == torch.bool:
+        return torch.zeros(attn_mask.shape, dtype=like.dtype, device=like.device).masked_fill(~attn_mask, float("-inf"))
+    return attn_mask
+
+
+def check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl) -> tuple[int, ...]:
+    """Validate the arguments; return the broadcast batch shape (the leading dims of the output)."""
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        check_tensor(name, x)
+        check_float(name, x)
+        if x.dim() < 2:
+            raise ValueError(
+                f"{name}: expected a tensor of at least 2 dims (..., length, head_size), got {shape_str(x)}"
+            )
+    for name, x in (("key", key), ("value", value)):
+        if x.dtype != query.dtype:
+            raise TypeError(f"{name}: expected dtype {query.dtype} (that of query), got {x.dtype}")
+    if key.shape[-1] != query.shape[-1]:
+        raise ValueError(
+            f"key: expected head size {query.shape[-1]} (query's last dim), got key shape {shape_str(key)}"
+        )
+    if value.shape[-2] != key.shape[-2]:
+        raise ValueError(
+            f"value: expected {key.shape[-2]} positions (key's length S), got value shape {shape_str(value)}"
+        )
+    try:
+        batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"query/key/value: batch dims do not broadcast: {shape_str(query)}, {shape_str(key)}, {shape_str(value)}"
+        ) from None
+    if impl not in IMPLS:
+        raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
+    if not isinstance(dropout_p, (int, float)) or isinstance(dropout_p, bool) or not 0 <= dropout_p < 1:
+        raise ValueError(f"dropout_p: expected a probability in [0, 1), got {dropout_p!r}")
+    if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale)):
+        raise ValueError(f"scale: expected a finite number or None, got {scale!r}")
+    if attn_mask is not None:
+        check_tensor("attn_mask", attn_mask)
+        if is_causal:
+            raise ValueError("attn_mask: expected None when is_causal=True (give one or the other)")
+        if attn_mask.dtype != torch.bool and attn_mask.dtype != query.dtype:
+            raise TypeError(f"attn_mask: expected dtype torch.bool or {query.dtype} (query's), got {attn_mask.dtype}")
+        T, S = query.shape[-2], key.shape[-2]
+        try:
+            full = torch.broadcast_shapes(attn_mask.shape, (*batch, T, S))
+        except RuntimeError:
+            full = None
+        if full != (*batch, T, S):
+            raise ValueError(
+                f"attn_mask: expected a shape that broadcasts to {(*batch, T, S)} (batch..., T, S), "
+                f"got {shape_str(attn_mask)}"
+            )
+    return tuple(batch)
