@@ -1,7 +1,18 @@
-"""Modules: recurrent cells and layers (later: attention, multi-head attention, transformer blocks)."""
+"""Modules: recurrent cells and layers, multi-head attention (later: additive/Luong attention, transformer blocks)."""
 
 from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from attnlab.nn.loop import run_direction
+from attnlab.nn.multihead import KVCache, MultiHeadAttention
 from attnlab.nn.recurrent import GRU, LSTM, RNN
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "run_direction"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "KVCache",
+    "LSTMCell",
+    "MultiHeadAttention",
+    "RNNCell",
+    "run_direction",
+]

@@ -1,0 +1,287 @@
+r"""Multi-head attention (Vaswani et al. 2017, section 3.2.2), batch first, over the one shared SDPA.
+
+.. math::
+    \mathrm{MultiHead}(Q, K, V) = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h) W^O, \quad
+    \mathrm{head}_i = \mathrm{Attention}(Q W_i^Q, K W_i^K, V W_i^V)
+
+Each head works in ``hs = embed_dim / num_heads`` dimensions, so h heads cost about what one full-width head
+does, but can attend to h different places at once.
+
+Parameters have ``torch.nn.MultiheadAttention``'s names and shapes (``in_proj_weight (3E, E)`` and
+``in_proj_bias`` when kdim = vdim = E, else ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight``;
+``out_proj``), so its ``state_dict`` loads directly (:meth:`MultiHeadAttention.from_torch`).
+
+Mask convention (differs from ``nn.MultiheadAttention``, follows ``scaled_dot_product_attention``): a bool
+``attn_mask`` is True where attention is **allowed**; a float one is added to the scores; it broadcasts to
+``(B, nh, T, S)``. ``key_mask`` ``(B, S)`` is True at real (non-padding) keys. ``is_causal``: query i attends
+keys up to its own position; with a KV cache the queries are the last T of the S positions (bottom-right).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab._checks import check_float, check_ndim, check_positive_int, check_tensor, shape_str
+from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, per layer, for incremental decoding.
+
+    ``update(k, v)`` appends ``(B, nh, T_new, hs)`` keys/values and returns all of them ``(B, nh, S, hs)``.
+    Storage grows by doubling, so appending one token is amortized O(1) copies rather than O(S).
+    """
+
+    def __init__(self) -> None:
+        self._k: Tensor | None = None
+        self._v: Tensor | None = None
+        self.length = 0
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        n = k.shape[2]
+        if self._k is None:
+            cap = max(16, n)
+            self._k = k.new_empty(*k.shape[:2], cap, k.shape[3])
+            self._v = v.new_empty(*v.shape[:2], cap, v.shape[3])
+        elif self._k.shape[:2] != k.shape[:2]:
+            raise ValueError(f"cache: holds batch/heads {tuple(self._k.shape[:2])}, got keys of shape {shape_str(k)}")
+        if self.length + n > self._k.shape[2]:
+            cap = max(2 * self._k.shape[2], self.length + n)
+            self._k, self._v = (_grow(buf, self.length, cap) for buf in (self._k, self._v))
+        self._k[:, :, self.length : self.length + n] = k
+        self._v[:, :, self.length : self.length + n] = v
+        self.length += n
+        return self._k[:, :, : self.length], self._v[:, :, : self.length]
+
+    def reset(self) -> None:
+        self._k = self._v = None
+        self.length = 0
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention, batch first. ``forward`` returns ``AttentionOutput(output (B, T, E),
+    weights (B, nh, T, S) per head or None)``.
+
+    Args:
+        embed_dim: E, the model width (queries and outputs).
+        num_heads: nh; E must be divisible by it.
+        dropout: dropout on the attention weights, in training mode only.
+        bias: biases on the input and output projections.
+        kdim, vdim: feature sizes of keys and values (cross-attention); default E.
+        impl: the SDPA implementation (``"auto"`` uses torch's fused kernel unless weights are asked for).
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        *,
+        impl: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int("embed_dim", embed_dim)
+        check_positive_int("num_heads", num_heads)
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim: expected a multiple of num_heads={num_heads}, got {embed_dim}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.kdim = embed_dim if kdim is None else check_positive_int("kdim", kdim)
+        self.vdim = embed_dim if vdim is None else check_positive_int("vdim", vdim)
+        self.dropout, self.impl = float(dropout), impl
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        kw = {"device": device, "dtype": dtype}
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **kw))  # W^Q|W^K|W^V
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        else:
+            self.q_proj_weight = nn.Parameter(torch.empty(embed_dim, embed_dim, **kw))
+            self.k_proj_weight = nn.Parameter(torch.empty(embed_dim, self.kdim, **kw))
+            self.v_proj_weight = nn.Parameter(torch.empty(embed_dim, self.vdim, **kw))
+            self.register_parameter("in_proj_weight", None)
+        if bias:
+            self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **kw))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **kw)  # W^O
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        """Xavier-uniform projections and zero biases, as torch initialises its MultiheadAttention."""
+        for w in (self.in_proj_weight, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+            if w is not None:
+                nn.init.xavier_uniform_(w)
+        if self.in_proj_bias is not None:
+            nn.init.zeros_(self.in_proj_bias)
+            nn.init.zeros_(self.out_proj.bias)
+
+    @classmethod
+    def from_torch(cls, m: nn.MultiheadAttention, *, impl: str = "auto") -> MultiHeadAttention:
+        """The same layer from a ``torch.nn.MultiheadAttention`` (batch_first or not: ours is batch first)."""
+        if not isinstance(m, nn.MultiheadAttention):
+            raise TypeError(f"m: expected a torch.nn.MultiheadAttention, got {type(m).__name__}")
+        if m.bias_k is not None or m.add_zero_attn:
+            raise ValueError("m: add_bias_kv and add_zero_attn are not supported")
+        w = m.out_proj.weight
+        ours = cls(
+            m.embed_dim,
+            m.num_heads,
+            m.dropout,
+            bias=m.in_proj_bias is not None,
+            kdim=m.kdim,
+            vdim=m.vdim,
+            impl=impl,
+            device=w.device,
+            dtype=w.dtype,
+        )
+        ours.load_state_dict(m.state_dict())
+        return ours
+
+    def _projections(self) -> tuple[Tensor, Tensor, Tensor]:
+        if self._qkv_same_embed_dim:
+            return self.in_proj_weight.chunk(3, 0)  # each (E, E)
+        return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        value: Tensor | None = None,
+        *,
+        attn_mask: Tensor | None = None,
+        key_mask: Tensor | None = None,
+        is_causal: bool = False,
+        need_weights: bool = False,
+        cache: KVCache | None = None,
+    ) -> AttentionOutput:
+        """query ``(B, T, E)``, key ``(B, S, kdim)``, value ``(B, S, vdim)`` (default: query, i.e. self-attention);
+        unbatched ``(T, E)`` inputs work too. ``cache`` appends this call's keys/values to earlier ones."""
+        self_attention = key is None and value is None
+        key = query if key is None else key
+        value = key if value is None else value
+        query, key, value, batched = self._check_inputs(query, key, value)
+        B, T, E = query.shape
+        nh, hs = self.num_heads, self.head_dim
+        w_q, w_k, w_v = self._projections()
+        b_q, b_k, b_v = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
+        if self_attention and self._qkv_same_embed_dim:
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, T, 3E): one matmul for Q, K, V
+            q, k, v = qkv.split(E, dim=2)
+        else:
+            q, k, v = F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+        S_new = k.shape[1]
+        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
+        v = v.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, nh, S_past + S_new, hs)
+        S = k.shape[2]
+        mask, causal = self._mask(attn_mask, key_mask, is_causal, B, T, S, query)
+        out = scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=causal,
+            impl=self.impl,
+            return_weights=need_weights,
+        )
+        y, weights = out if need_weights else (out, None)
+        y = y.transpose(1, 2).reshape(B, T, E)  # (B, nh, T, hs) -> (B, T, nh*hs): concat the heads
+        y = self.out_proj(y)  # (B, T, E) @ W^O
+        if not batched:
+            y = y.squeeze(0)
+            weights = None if weights is None else weights.squeeze(0)
+        return AttentionOutput(y, weights)
+
+    def _check_inputs(self, query, key, value):
+        for name, x, width in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
+            check_tensor(name, x)
+            check_float(name, x)
+            check_ndim(name, x, (2, 3), "(batch, length, features) or unbatched (length, features)")
+            if x.shape[-1] != width:
+                raise ValueError(f"{name}: expected last dimension {width}, got shape {shape_str(x)}")
+        if not query.dim() == key.dim() == value.dim():
+            raise ValueError(
+                f"query/key/value: expected the same rank, got {shape_str(query)}, {shape_str(key)}, {shape_str(value)}"
+            )
+        batched = query.dim() == 3
+        if not batched:
+            query, key, value = query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0)
+        if key.shape[:2] != value.shape[:2]:
+            raise ValueError(f"value: expected batch and length {tuple(key.shape[:2])} (key's), got {shape_str(value)}")
+        if key.shape[0] != query.shape[0]:
+            raise ValueError(f"key: expected batch size {query.shape[0]} (query's), got {shape_str(key)}")
+        return query, key, value, batched
+
+    def _mask(self, attn_mask, key_mask, is_causal, B, T, S, like) -> tuple[Tensor | None, bool]:
+        """One mask for the SDPA: ``(B|1, nh|1, T, S)`` bool or float, or ``(None, causal)``."""
+        if attn_mask is not None and is_causal:
+            raise ValueError("attn_mask: expected None when is_causal=True (give one or the other)")
+        parts: list[Tensor] = []
+        if attn_mask is not None:
+            check_tensor("attn_mask", attn_mask)
+            if attn_mask.dtype != torch.bool and attn_mask.dtype != like.dtype:
+                raise TypeError(f"attn_mask: expected dtype torch.bool or {like.dtype}, got {attn_mask.dtype}")
+            try:
+                torch.broadcast_shapes(attn_mask.shape, (B, self.num_heads, T, S))
+            except RuntimeError:
+                raise ValueError(
+                    f"attn_mask: expected a shape broadcastable to (B, nh, T, S) = {(B, self.num_heads, T, S)}, "
+                    f"got {shape_str(attn_mask)}"
+                ) from None
+            parts.append(attn_mask)
+        if key_mask is not None:
+            check_tensor("key_mask", key_mask)
+            if key_mask.dtype != torch.bool:
+                raise TypeError(f"key_mask: expected a bool tensor (True at real keys), got dtype {key_mask.dtype}")
+            if tuple(key_mask.shape) != (B, S):
+                raise ValueError(f"key_mask: expected shape (B, S) = {(B, S)}, got {shape_str(key_mask)}")
+            parts.append(key_mask[:, None, None, :])  # (B, 1, 1, S)
+        if is_causal:
+            if not parts and T == S:
+                return None, True  # the SDPA's own (top-left) causal mask is exact here
+            offset = S - T  # with a cache the queries are the last T positions
+            rows = torch.arange(T, device=like.device).unsqueeze(1) + offset
+            parts.append(torch.arange(S, device=like.device) <= rows)  # (T, S)
+        if not parts:
+            return None, False
+        mask = parts[0]
+        for p in parts[1:]:
+            mask = _combine(mask, p, like)
+        return mask, False
+
+
+def _combine(a: Tensor, b: Tensor, like: Tensor) -> Tensor:
+    """Both masks at once: bool & bool stays bool; otherwise additive floats (-inf where bool is False)."""
+    if a.dtype == torch.bool and b.dtype == torch.bool:
+        return a & b
+    return _additive(a, like) + _additive(b, like)
+
+
+def _additive(m: Tensor, like: Tensor) -> Tensor:
+    if m.dtype != torch.bool:
+        return m
+    return torch.zeros(m.shape, dtype=like.dtype, device=m.device).masked_fill(~m, -math.inf)
+
+
+def _grow(buf: Tensor, used: int, capacity: int) -> Tensor:
+    """A ``(B, nh, capacity, hs)`` buffer holding the first ``used`` positions of ``buf``."""
+    fresh = buf.new_empty(*buf.shape[:2], capacity, buf.shape[3])
+    fresh[:, :, :used] = buf[:, :, :used]
+    return fresh
