@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 import attnlab.nn as ann
-from attnlab.bench.common import machine, side_by_side
+from attnlab.measure import machine, side_by_side
 
 B, I, H = 32, 128, 256
 CELLS = ("LSTM", "GRU", "RNN")

@@ -91,22 +91,29 @@ def scaled_dot_product_attention(
 
 
 def _naive(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, s: float, dropout_p: float):
-    scores = (q @ k.transpose(-2, -1)) * s  # (..., T, hs) @ (..., hs, S) -> (..., T, S)
-    if mask is not None:
-        scores = scores + mask
+    scores = _scores(q, k, mask, s)  # (..., T, S)
     weights = masked_softmax(scores)  # rows with no allowed key -> 0
     if dropout_p > 0:
         weights = F.dropout(weights, p=dropout_p, training=True)
     return weights @ v, weights  # (..., T, S) @ (..., S, hv) -> (..., T, hv)
 
 
+def _scores(q: Tensor, k: Tensor, mask: Tensor | None, s: float) -> Tensor:
+    """``Q K^T s + M``, with one ``(..., T, S)`` matrix: scale and mask are applied in place (their backward
+    needs neither operand), so the naive path holds the scores and the weights, never more."""
+    scores = q @ k.transpose(-2, -1)  # (..., T, hs) @ (..., hs, S) -> (..., T, S)
+    scores.mul_(s)
+    if mask is not None:
+        scores.add_(mask)
+    return scores
+
+
 def masked_softmax(scores: Tensor) -> Tensor:
     """softmax over the last dim, with rows whose scores are all -inf giving zeros instead of NaN."""
-    row_max = scores.amax(-1, keepdim=True)
-    row_max = torch.where(torch.isneginf(row_max), 0.0, row_max).detach()  # a constant shift: no gradient
-    e = torch.exp(scores - row_max)
-    total = e.sum(-1, keepdim=True)
-    return e / torch.where(total == 0, 1.0, total)
+    empty = torch.isneginf(scores.amax(-1, keepdim=True))  # (..., T, 1): no allowed key in the row
+    if not bool(empty.any()):
+        return torch.softmax(scores, -1)
+    return torch.softmax(scores.masked_fill(empty, 0.0), -1).masked_fill(empty, 0.0)
 
 
 class _ManualSDPA(torch.autograd.Function):
@@ -114,10 +121,7 @@ class _ManualSDPA(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, mask, s, dropout_p):
-        scores = (q @ k.transpose(-2, -1)) * s  # (..., T, S)
-        if mask is not None:
-            scores = scores + mask
-        p = masked_softmax(scores)  # (..., T, S)
+        p = masked_softmax(_scores(q, k, mask, s))  # (..., T, S)
         if dropout_p > 0:
             keep = torch.rand_like(p) >= dropout_p
             p_drop = p * keep / (1 - dropout_p)

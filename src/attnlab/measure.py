@@ -1,0 +1,91 @@
+"""Measuring helpers shared by benchmarks and experiments: median times, peak memory, the machine.
+
+Peak memory on the CPU is the process's real resident memory: the kernel's high-water mark (``VmHWM``) is reset
+through ``/proc/self/clear_refs`` before the call, and glibc is told to serve every block of 64 KiB or more
+with ``mmap`` (``mallopt(M_MMAP_THRESHOLD)``) so that freed tensors go back to the system instead of being kept
+in its heap; the peak is ``VmHWM`` after the call minus ``VmRSS`` before it. On CUDA it is the allocator's peak.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import platform
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils import benchmark
+
+
+def median_seconds(fn: Callable[[], Any], min_run_time: float) -> float:
+    """Median time of one call of ``fn`` (``blocked_autorange``: repeats until ``min_run_time`` is spent)."""
+    fn()  # warm-up outside the measurement
+    return benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
+
+
+def side_by_side(
+    ours: Callable[[], Any], theirs: Callable[[], Any], min_run_time: float, rounds: int = 2
+) -> tuple[float, float]:
+    """Medians of both, interleaved over ``rounds`` so drift on a shared machine hits both alike."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(median_seconds(ours, min_run_time))
+        b.append(median_seconds(theirs, min_run_time))
+    return sorted(a)[len(a) // 2], sorted(b)[len(b) // 2]
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+_M_MMAP_THRESHOLD = -3
+_mmap_fixed = False
+
+
+def _fix_mmap_threshold() -> None:
+    global _mmap_fixed
+    if not _mmap_fixed:
+        with contextlib.suppress(OSError):  # not glibc: the measure may then under-count reused heap memory
+            ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 16)
+        _mmap_fixed = True
+
+
+def _status_bytes(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def peak_memory_bytes(fn: Callable[[], Any], device: str = "cpu", repeats: int = 2) -> int:
+    """Extra memory at the peak of ``fn()`` above what was in use before it (the smallest of ``repeats``)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    if not os.path.exists("/proc/self/clear_refs"):
+        raise RuntimeError("peak memory on the CPU needs Linux's /proc/self/clear_refs")
+    _fix_mmap_threshold()
+    peaks = []
+    for _ in range(repeats):
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak resident set size (VmHWM) to the current one
+        base = _status_bytes("VmRSS:")
+        fn()
+        peaks.append(_status_bytes("VmHWM:") - base)
+    return max(0, min(peaks))
