@@ -13,6 +13,7 @@ from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, execute
 _MODULES = {
     "vanishing-gradients": "vanishing_gradients",
     "long-range": "long_range",
+    "complexity": "complexity",
 }
 
 
