@@ -45,6 +45,12 @@ def chunked_attention(
     """Arguments as checked by :func:`attnlab.functional.scaled_dot_product_attention`; returns ``(..., T, hv)``."""
     if attn_mask is not None and attn_mask.requires_grad:
         raise ValueError("attn_mask: impl='chunked' does not differentiate the mask; use impl='naive' or 'manual'")
+    if query.dtype in (torch.float16, torch.bfloat16):  # tiles and running sums in float32, as torch's kernels
+        mask32 = attn_mask if attn_mask is None or attn_mask.dtype == torch.bool else attn_mask.float()
+        out = chunked_attention(
+            query.float(), key.float(), value.float(), mask32, is_causal, scale, dropout_p, batch, block_q, block_k
+        )
+        return out.to(query.dtype)
     q, k, v = (x.expand(*batch, *x.shape[-2:]) for x in (query, key, value))  # views, no copy
     mask = None if attn_mask is None else attn_mask.expand(*batch, q.shape[-2], k.shape[-2])  # (..., T, S) view
     seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout_p > 0 else 0

@@ -13,7 +13,8 @@ temperature: ``scale = 1 / (tau sqrt(d_k))``).
 Shapes: query ``(..., T, hs)``, key ``(..., S, hs)``, value ``(..., S, hv)`` with broadcastable leading dims;
 ``attn_mask`` broadcastable to ``(..., T, S)``: bool (True = may attend, as in torch) or float (added to the
 scores). ``is_causal``: query i attends keys j <= i (top-left aligned, as torch). A query row with no allowed
-key returns zeros (not NaN), in every implementation, and passes no gradient.
+key returns zeros (not NaN), in every implementation, and passes no gradient. In float16/bfloat16 the
+from-scratch implementations compute in float32 and return the input's dtype, as torch's kernels do.
 
 Implementations (``impl``):
 
@@ -38,6 +39,7 @@ from torch import Tensor
 from attnlab._checks import check_float, check_tensor, shape_str
 
 IMPLS = ("naive", "chunked", "manual", "torch", "auto")
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 class AttentionOutput(NamedTuple):
@@ -72,6 +74,23 @@ def scaled_dot_product_attention(
         impl = "naive" if return_weights else "torch"
     if return_weights and impl not in ("naive", "manual"):
         raise ValueError(f"return_weights: only impl='naive' or 'manual' materialize the weights, got impl={impl!r}")
+    if impl in ("naive", "manual") and query.dtype in LOW_PRECISION:
+        # Scores, softmax and accumulators in float32, as torch's kernels do; the result in the input's dtype.
+        mask32 = attn_mask if attn_mask is None or attn_mask.dtype == torch.bool else attn_mask.float()
+        out = scaled_dot_product_attention(
+            query.float(),
+            key.float(),
+            value.float(),
+            mask32,
+            dropout_p,
+            is_causal,
+            s,
+            impl=impl,
+            return_weights=return_weights,
+        )
+        if return_weights:
+            return AttentionOutput(out.output.to(query.dtype), out.weights.to(query.dtype))
+        return out.to(query.dtype)
     mask = attention_bias(attn_mask, is_causal, query.shape[-2], key.shape[-2], query)  # (..., T, S) or None
     if impl == "torch":
         out = F.scaled_dot_product_attention(

@@ -13,8 +13,9 @@ Parameters have ``torch.nn.MultiheadAttention``'s names and shapes (``in_proj_we
 
 Mask convention (differs from ``nn.MultiheadAttention``, follows ``scaled_dot_product_attention``): a bool
 ``attn_mask`` is True where attention is **allowed**; a float one is added to the scores; it broadcasts to
-``(B, nh, T, S)``. ``key_mask`` ``(B, S)`` is True at real (non-padding) keys. ``is_causal``: query i attends
-keys up to its own position; with a KV cache the queries are the last T of the S positions (bottom-right).
+``(B, nh, T, S)``. ``key_mask`` ``(B, S)`` is True at real (non-padding) keys. ``is_causal``: the T queries are
+taken as the last T of the S key positions (bottom-right alignment, what a KV cache needs), so query i attends
+keys ``j <= S - T + i``; with T == S this is the usual lower triangle (the SDPA's top-left form).
 """
 
 from __future__ import annotations
@@ -248,6 +249,8 @@ class MultiHeadAttention(nn.Module):
             parts.append(attn_mask)
         if key_mask is not None:
             check_tensor("key_mask", key_mask)
+            if key_mask.dim() == 1 and B == 1:
+                key_mask = key_mask.unsqueeze(0)  # unbatched input: (S,)
             if key_mask.dtype != torch.bool:
                 raise TypeError(f"key_mask: expected a bool tensor (True at real keys), got dtype {key_mask.dtype}")
             if tuple(key_mask.shape) != (B, S):
