@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-BLOCK_Q = 512
+BLOCK_Q = 256
 BLOCK_K = 512
 
 
@@ -107,12 +107,12 @@ class _ChunkedSDPA(torch.autograd.Function):
                 s = tiles.scores(qi, k[..., j0:j1, :], i0, i1, j0, j1, scale)  # (..., bq, bk)
                 m_new = torch.maximum(m, s.amax(-1, keepdim=True))
                 m_safe = torch.where(torch.isneginf(m_new), 0.0, m_new)  # rows with nothing allowed yet
-                p = torch.exp(s - m_safe)  # (..., bq, bk)
+                p = s.sub_(m_safe).exp_()  # (..., bq, bk), in place: no autograd inside forward
                 alpha = torch.exp(m - m_safe)  # rescales what was accumulated under the old max
-                l = alpha * l + p.sum(-1, keepdim=True)
+                l.mul_(alpha).add_(p.sum(-1, keepdim=True))
                 if dropout_p > 0:
-                    p = p * tiles.keep(p.shape, i0, j0) / (1 - dropout_p)
-                acc = alpha * acc + p @ v[..., j0:j1, :]  # (..., bq, bk) @ (..., bk, hv)
+                    p.mul_(tiles.keep(p.shape, i0, j0)).div_(1 - dropout_p)
+                acc.mul_(alpha).add_(p @ v[..., j0:j1, :])  # (..., bq, bk) @ (..., bk, hv)
                 m = m_new
             empty = l == 0  # no allowed key in the row: output 0, L = +inf
             out[..., i0:i1, :] = acc / torch.where(empty, 1.0, l)
