@@ -266,7 +266,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     unknown = [n for n in args.names if n not in available]
     if unknown:
         raise UsageError(f"bench: expected names among {', '.join(available)}; got {', '.join(unknown)}")
-    selected = args.names or available
+    defaults = getattr(bench, "default_names", bench.names)()
+    selected = args.names or defaults
     args.out.mkdir(parents=True, exist_ok=True)
     for name in selected:
         result = bench.run(name, quick=args.quick)

@@ -9,11 +9,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MODULES = {"rnn": "rnn"}
+_MODULES = {"rnn": "rnn", "attention": "attention", "attention-memory": "attention_memory"}
+# Run only when named: it needs ~16 GiB for naive attention at n=16384 and minutes for n=65536.
+_ON_REQUEST = {"attention-memory"}
 
 
 def names() -> list[str]:
+    """Every benchmark that can be named."""
     return list(_MODULES)
+
+
+def default_names() -> list[str]:
+    """What ``attnlab bench`` runs when no name is given."""
+    return [n for n in _MODULES if n not in _ON_REQUEST]
 
 
 def _module(name: str):
