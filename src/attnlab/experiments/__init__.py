@@ -13,7 +13,11 @@ from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, execute
 _MODULES = {
     "vanishing-gradients": "vanishing_gradients",
     "long-range": "long_range",
+    "scaling": "scaling",
+    "heads": "heads",
     "complexity": "complexity",
+    "parallelism": "parallelism",
+    "paths": "paths",
 }
 
 
