@@ -1,9 +1,16 @@
-"""Modules: recurrent cells and layers, multi-head attention (later: additive/Luong attention, transformer blocks)."""
+"""Modules: recurrent cells and layers, attention (multi-head, classic), transformer blocks, positional encodings."""
 
 from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from attnlab.nn.loop import run_direction
 from attnlab.nn.multihead import KVCache, MultiHeadAttention
+from attnlab.nn.positional import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    apply_rotary,
+    sinusoidal_positions,
+)
 from attnlab.nn.recurrent import GRU, LSTM, RNN
+from attnlab.nn.transformer import TransformerEncoderLayer
 
 __all__ = [
     "GRU",
@@ -12,7 +19,12 @@ __all__ = [
     "GRUCell",
     "KVCache",
     "LSTMCell",
+    "LearnedPositionalEmbedding",
     "MultiHeadAttention",
     "RNNCell",
+    "SinusoidalPositionalEncoding",
+    "TransformerEncoderLayer",
+    "apply_rotary",
     "run_direction",
+    "sinusoidal_positions",
 ]

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from attnlab._checks import check_float, check_ndim, check_positive_int, check_tensor, shape_str
 from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
+from attnlab.nn.positional import apply_rotary
 
 
 class KVCache:
@@ -74,6 +75,8 @@ class MultiHeadAttention(nn.Module):
         bias: biases on the input and output projections.
         kdim, vdim: feature sizes of keys and values (cross-attention); default E.
         impl: the SDPA implementation (``"auto"`` uses torch's fused kernel unless weights are asked for).
+        rotary: rotate queries and keys by their positions (RoPE) before scoring; with a cache, new positions
+            continue from the cached length.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class MultiHeadAttention(nn.Module):
         vdim: int | None = None,
         *,
         impl: str = "auto",
+        rotary: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -101,7 +105,9 @@ class MultiHeadAttention(nn.Module):
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
         self.kdim = embed_dim if kdim is None else check_positive_int("kdim", kdim)
         self.vdim = embed_dim if vdim is None else check_positive_int("vdim", vdim)
-        self.dropout, self.impl = float(dropout), impl
+        self.dropout, self.impl, self.rotary = float(dropout), impl, bool(rotary)
+        if rotary and self.head_dim % 2:
+            raise ValueError(f"rotary: needs an even head size, got embed_dim/num_heads = {self.head_dim}")
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
         kw = {"device": device, "dtype": dtype}
         if self._qkv_same_embed_dim:
@@ -188,6 +194,9 @@ class MultiHeadAttention(nn.Module):
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
         v = v.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
+        if self.rotary:
+            offset = 0 if cache is None else cache.length  # new positions continue after the cached ones
+            q, k = apply_rotary(q, offset), apply_rotary(k, offset)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, nh, S_past + S_new, hs)
         S = k.shape[2]
