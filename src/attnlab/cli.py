@@ -328,7 +328,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 def _report_training(result: dict[str, Any], out: str) -> int:
     last = result["history"][-1] if result["history"] else {}
     val = f", val loss {last['val']:.4f}" if "val" in last else ""
-    print(f"iter {result['iter']}: train loss {result['last_train_loss']:.4f}{val} ({result['seconds']:.1f} s)")
+    loss = result["last_train_loss"]
+    loss_text = "n/a" if loss is None else f"{loss:.4f}"
+    print(f"iter {result['iter']}: train loss {loss_text}{val} ({result['seconds']:.1f} s)")
     print(f"checkpoint: {Path(out) / 'ckpt.safetensors'}")
     return 0
 

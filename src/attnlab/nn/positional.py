@@ -64,8 +64,9 @@ def apply_rotary(x: Tensor, offset: int = 0, base: float = 10000.0) -> Tensor:
     T, hs = x.shape[-2], x.shape[-1]
     if hs % 2:
         raise ValueError(f"x: expected an even head size for rotary embeddings, got {hs}")
-    freq = base ** (-torch.arange(0, hs, 2, device=x.device, dtype=torch.float32) / hs)  # (hs/2,)
-    angles = torch.arange(offset, offset + T, device=x.device, dtype=torch.float32).unsqueeze(1) * freq  # (T, hs/2)
+    wide = torch.float64 if x.dtype == torch.float64 else torch.float32  # angles at least as precise as x
+    freq = base ** (-torch.arange(0, hs, 2, device=x.device, dtype=wide) / hs)  # (hs/2,)
+    angles = torch.arange(offset, offset + T, device=x.device, dtype=wide).unsqueeze(1) * freq  # (T, hs/2)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     x1, x2 = x[..., 0::2], x[..., 1::2]  # (..., T, hs/2) each
     out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (..., T, hs/2, 2)

@@ -48,6 +48,8 @@ def save_checkpoint(
         tensors[f"rng.{k}"] = v.contiguous().cpu()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed in the middle of a save
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -95,7 +97,7 @@ def load_checkpoint(
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
-        raise CheckpointError(f"checkpoint: {path} does not fit this model ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"checkpoint: {path} does not fit this model ({' '.join(str(e).split())})") from None
     if optimizer is not None:
         if "param_groups" not in meta:
             raise CheckpointError(f"checkpoint: {path} holds no optimizer state")

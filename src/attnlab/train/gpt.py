@@ -86,6 +86,8 @@ def prepare_gpt(run: GPTRunConfig, *, progress: bool | None = None) -> Trainer:
     out = Path(run.out)
     if (out / CKPT_NAME).exists():
         raise ValueError(f"out: {out} already holds a run; continue it with `attnlab resume {out}` or pick --out")
+    if run.text:  # stored absolute, so the run resumes from any working directory
+        run = dataclasses.replace(run, text=str(Path(run.text).resolve()))
     trainer = _trainer(run, load_corpus(run.text), progress)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", dataclasses.asdict(run))

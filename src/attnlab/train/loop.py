@@ -128,6 +128,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.elapsed = 0.0
         self.tokens = 0
+        self.last_loss: float | None = None
         self.gen = torch.Generator().manual_seed(cfg.seed + self.rank)  # the training data stream, per rank
         torch.manual_seed(cfg.seed)  # dropout
 
@@ -146,6 +147,7 @@ class Trainer:
             "history": self.history,
             "elapsed": self.elapsed,
             "tokens": self.tokens,
+            "last_loss": self.last_loss,
             "world": self.world,
             **self.extra_state,
         }
@@ -160,7 +162,7 @@ class Trainer:
         if state.get("world", 1) != self.world:
             raise ValueError(f"world size: the run was made with {state.get('world', 1)} processes, now {self.world}")
         self.iter, self.history = state["iter"], state["history"]
-        self.elapsed, self.tokens = state["elapsed"], state["tokens"]
+        self.elapsed, self.tokens, self.last_loss = state["elapsed"], state["tokens"], state.get("last_loss")
         torch.set_rng_state(rng["torch"])
         self.gen.set_state(rng[f"gen{self.rank}"])
         return True
@@ -217,11 +219,10 @@ class Trainer:
         self.model.train()
         end = self.cfg.max_iters if stop_after is None else min(self.cfg.max_iters, self.iter + stop_after)
         bar = tqdm(total=self.cfg.max_iters, initial=self.iter, disable=not self.progress or self.rank != 0)
-        last_loss = float("nan")
         while self.iter < end:
             t0 = time.perf_counter()
             x, y = self._to_device(self.get_batch("train", self.gen))
-            last_loss = self.step(x, y)
+            self.last_loss = self.step(x, y)
             dt = time.perf_counter() - t0
             self.elapsed += dt
             self.tokens += x.numel() * self.world
@@ -234,12 +235,12 @@ class Trainer:
             if self.iter % self.cfg.ckpt_interval == 0 or self.iter == end:
                 self.save()
             bar.update()
-            bar.set_description(f"loss {last_loss:.4f} | {x.numel() * self.world / max(dt, 1e-9):,.0f} tok/s")
+            bar.set_description(f"loss {self.last_loss:.4f} | {x.numel() * self.world / max(dt, 1e-9):,.0f} tok/s")
         bar.close()
         result = {
             "iter": self.iter,
             "done": self.iter >= self.cfg.max_iters,
-            "last_train_loss": last_loss,
+            "last_train_loss": self.last_loss,
             "history": self.history,
             "seconds": round(self.elapsed, 3),
             "tokens_per_second": round(self.tokens / self.elapsed, 1) if self.elapsed else None,

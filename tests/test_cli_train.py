@@ -1,0 +1,212 @@
+"""The command line's `train gpt`, `resume` and `sample`: what a run writes and prints, and bad input as one line
+on stderr with exit status 2 (nothing written)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from attnlab.cli import main
+from attnlab.train import read_checkpoint
+
+WORDS = ["the", "king", "queen", "shall", "not", "love", "death", "night", "sweet", "good", "my", "lord"]
+TINY = [
+    "--batch-size", "4", "--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
+    "--max-iters", "6", "--warmup-iters", "2", "--eval-interval", "3", "--eval-iters", "2", "--ckpt-interval", "4",
+    "--device", "cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (10-50x slower on 2 busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_text(path: Path, n_lines: int = 120) -> Path:
+    rnd = random.Random(0)
+    path.write_text("\n".join(" ".join(rnd.choice(WORDS) for _ in range(6)) for _ in range(n_lines)) + "\n")
+    return path
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("attnlab: error: ")
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """One finished tiny run (6 iterations) to sample from."""
+    folder = tmp_path_factory.mktemp("cli")
+    text = write_text(folder / "verse.txt")
+    assert main(["train", "gpt", "--text", str(text), "--out", str(folder / "run"), *TINY]) == 0
+    return folder / "run"
+
+
+def test_train_writes_checkpoint_config_and_results(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = write_text(tmp_path / "verse.txt")
+
+    assert main(["train", "gpt", "--text", str(text), "--out", "run", *TINY, "--dropout", "0.1"]) == 0
+
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("iter 6: train loss ") and ", val loss " in printed[0]
+    assert printed[1] == f"checkpoint: {Path('run') / 'ckpt.safetensors'}"
+    results = json.loads((tmp_path / "run/results.json").read_text())
+    assert results["iter"] == 6 and results["done"] and [h["iter"] for h in results["history"]] == [3, 6]
+    assert f"{results['last_train_loss']:.4f}" in printed[0]
+    config = json.loads((tmp_path / "run/config.json").read_text())
+    assert config["n_embd"] == 32 and config["dropout"] == 0.1 and config["text"] == str(text)
+    state = read_checkpoint(tmp_path / "run/ckpt.safetensors")[0]["state"]
+    assert state["iter"] == 6 and state["kind"] == "gpt"
+    assert state["vocab"] == sorted(set(text.read_text()))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["ckpt.safetensors", "config.json", "results.json"]
+
+
+def test_train_into_an_existing_run_is_refused(run_dir, capsys):
+    before = (run_dir / "ckpt.safetensors").read_bytes()
+    text = run_dir.parent / "verse.txt"
+
+    assert main(["train", "gpt", "--text", str(text), "--out", str(run_dir), *TINY]) == 2
+
+    err = one_line_error(capsys)
+    assert f"out: {run_dir} already holds a run" in err and f"attnlab resume {run_dir}" in err
+    assert (run_dir / "ckpt.safetensors").read_bytes() == before
+
+
+def test_sample_prints_the_prompt_and_its_continuation(run_dir, capsys):
+    vocab = read_checkpoint(run_dir / "ckpt.safetensors")[0]["state"]["vocab"]
+    argv = ["sample", str(run_dir), "--prompt", "the k", "--max-new-tokens", "30", "--seed", "3"]
+
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.endswith("\n") and text.startswith("the k")
+    text = text[:-1]  # print's newline
+    assert len(text) == 5 + 30 and set(text) <= set(vocab)
+
+    assert main(argv) == 0  # the same seed: the same text
+    assert capsys.readouterr().out == text + "\n"
+    assert main([*argv[:-1], "4"]) == 0
+    assert capsys.readouterr().out != text + "\n"
+
+
+def test_sample_greedy_cached_equals_no_cache(run_dir, capsys):
+    ckpt = str(run_dir / "ckpt.safetensors")
+    argv = ["sample", ckpt, "--prompt", "my", "--max-new-tokens", "40", "--temperature", "0"]
+    assert main(argv) == 0
+    cached = capsys.readouterr().out
+    assert main([*argv, "--no-cache"]) == 0  # 2 + 40 characters: past block_size=16
+    assert capsys.readouterr().out == cached and len(cached) == 2 + 40 + 1
+
+
+def test_resume_continues_a_stopped_run(tmp_path, capsys):
+    text = write_text(tmp_path / "verse.txt")
+    out = tmp_path / "run"
+    assert main(["train", "gpt", "--text", str(text), "--out", str(out), *TINY, "--max-iters", "4"]) == 0
+    ckpt = out / "ckpt.safetensors"
+    meta, tensors = read_checkpoint(ckpt)
+    meta["state"]["run"]["max_iters"] = 7  # as if it had been started with 7 and stopped at 4
+    meta["state"]["train"]["max_iters"] = 7
+    save_file(tensors, str(ckpt), metadata={"attnlab": json.dumps(meta)})
+    capsys.readouterr()
+
+    assert main(["resume", str(out)]) == 0
+
+    assert capsys.readouterr().out.startswith("iter 7: train loss ")
+    assert read_checkpoint(ckpt)[0]["state"]["iter"] == 7
+
+
+# --- bad input ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "expected"),
+    [
+        ("", [], "text: expected a non-empty text"),
+        ("to be or not to be, that is the question\n", [], "fewer than block_size + 1 = 17"),
+        (None, ["--n-embd", "30", "--n-head", "4"], "n_embd: expected a multiple of n_head=4, got 30"),
+        (None, ["--n-layer", "0"], "n_layer: expected an integer >= 1, got 0"),
+        (None, ["--dropout", "1.5"], "dropout: expected a probability in [0, 1), got 1.5"),
+        (None, ["--n-layer", "two"], "--n-layer: expected an integer, got 'two'"),
+        (None, ["--max-iters", "0"], "max_iters: expected an integer >= 1, got 0"),
+        (b"\xff\xfe not utf-8", [], "is not UTF-8 text"),
+    ],
+    ids=["empty", "too-short", "n_embd", "n_layer", "dropout", "not-an-int", "max_iters", "not-utf8"],
+)
+def test_train_bad_input(tmp_path, capsys, content, extra, expected):
+    text = tmp_path / "input.txt"
+    if content is None:
+        write_text(text)
+    elif isinstance(content, bytes):
+        text.write_bytes(content)
+    else:
+        text.write_text(content)
+    out = tmp_path / "run"
+
+    assert main(["train", "gpt", "--text", str(text), "--out", str(out), *TINY, *extra]) == 2
+
+    assert expected in one_line_error(capsys)
+    assert not out.exists()  # nothing written
+
+
+def test_train_missing_text_file(tmp_path, capsys):
+    assert main(["train", "gpt", "--text", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "run"), *TINY]) == 2
+    assert f"text: no file at {tmp_path / 'nope.txt'}" in one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_unknown_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "lstm", "--out", "run"]) == 2
+    assert "train: expected a model among gpt; got 'lstm'" in one_line_error(capsys)
+    assert main(["train"]) == 2
+    assert "train: expected a model among gpt; got None" in one_line_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_prompt_outside_the_vocabulary(run_dir, capsys):
+    assert main(["sample", str(run_dir), "--prompt", "the KING!"]) == 2
+    assert "prompt: characters outside the model's vocabulary: '!GIKN'" in one_line_error(capsys)
+    assert main(["sample", str(run_dir), "--prompt", ""]) == 2
+    assert "prompt: expected at least one character" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("verb", ["sample", "resume"])
+def test_corrupt_checkpoint(run_dir, tmp_path, capsys, verb):
+    bad = tmp_path / "run"
+    bad.mkdir()
+    raw = (run_dir / "ckpt.safetensors").read_bytes()
+    (bad / "ckpt.safetensors").write_bytes(raw[: len(raw) // 2])
+
+    assert main([verb, str(bad)]) == 2
+
+    assert "is not a readable safetensors file" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("verb", ["sample", "resume"])
+def test_foreign_safetensors_file(tmp_path, capsys, verb):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    save_file({"weight": torch.zeros(4, 4)}, str(folder / "ckpt.safetensors"), metadata={"format": "pt"})
+
+    assert main([verb, str(folder)]) == 2
+
+    assert "is a safetensors file but not an attnlab checkpoint" in one_line_error(capsys)
+
+
+def test_resume_or_sample_without_a_checkpoint(tmp_path, capsys):
+    assert main(["resume", str(tmp_path)]) == 2
+    assert f"checkpoint: no file at {tmp_path / 'ckpt.safetensors'}" in one_line_error(capsys)
+    assert main(["sample", str(tmp_path / "missing.safetensors")]) == 2
+    assert "checkpoint: no file at" in one_line_error(capsys)
