@@ -23,7 +23,9 @@ from torch.utils import benchmark
 def median_seconds(fn: Callable[[], Any], min_run_time: float) -> float:
     """Median time of one call of ``fn`` (``blocked_autorange``: repeats until ``min_run_time`` is spent)."""
     fn()  # warm-up outside the measurement
-    return benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
+    # Timer defaults to one thread; measure with the threads the process actually uses.
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
 def side_by_side(
