@@ -18,8 +18,9 @@ right-padded batches with ``lengths=``) and is then evaluated separately at each
 held-out set: the short examples let every cell learn what the task is, so what falls with d is the reach of
 its memory, not whether training found the task at all; and one run per cell costs less than one per distance.
 
-The attention column of the result (``data["accuracy"]["attention"]``) is left empty on purpose: it is
-filled by the scaled-dot-product attention issue with the same layout.
+The attention column (claim C7's other half, seed 002 §4.2: token 1 and token 100 are one attention step
+apart) is a one-block transformer of the same parameter budget: embedding + learned positions -> one pre-norm
+attnlab TransformerEncoderLayer (padding masked through ``key_mask``) -> linear readout at the query position.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ from torch import Tensor, nn
 
 from attnlab.data import recall_batch, recall_vocab
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
-from attnlab.nn import GRU, LSTM, RNN
+from attnlab.nn import GRU, LSTM, RNN, LearnedPositionalEmbedding, TransformerEncoderLayer
 
 CELLS: dict[str, type[nn.Module]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 GATED = ("lstm", "gru")
-ATTENTION_NOTE = "filled by the scaled-dot-product attention issue"
+ATTENTION = "attention"
+MODELS = (*CELLS, ATTENTION)
+ATTENTION_HEADS = 2
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Config(ExperimentConfig):
     """
 
     distances: tuple[int, ...] = (1, 10, 20, 40, 60, 80, 100)
-    cells: tuple[str, ...] = ("rnn", "lstm", "gru")
+    cells: tuple[str, ...] = ("rnn", "lstm", "gru", "attention")
     n_symbols: int = 8
     n_distractors: int = 16
     embed_size: int = 16
@@ -88,8 +91,8 @@ class Config(ExperimentConfig):
             raise ValueError(f"distances: expected a non-empty tuple of integers >= 1, got {self.distances!r}")
         if list(self.distances) != sorted(set(self.distances)):
             raise ValueError(f"distances: expected strictly increasing distances, got {self.distances!r}")
-        if not self.cells or any(c not in CELLS for c in self.cells) or len(set(self.cells)) != len(self.cells):
-            raise ValueError(f"cells: expected distinct names from {tuple(CELLS)}, got {self.cells!r}")
+        if not self.cells or any(c not in MODELS for c in self.cells) or len(set(self.cells)) != len(self.cells):
+            raise ValueError(f"cells: expected distinct names from {MODELS}, got {self.cells!r}")
         for name, minimum in (
             ("n_symbols", 2),
             ("n_distractors", 1),
@@ -136,8 +139,39 @@ class RecallModel(nn.Module):
         return self.readout(h_n[-1])  # (B, H) -> (B, K) logits
 
 
+class RecallAttentionModel(nn.Module):
+    """``Embedding + learned positions -> one pre-norm transformer block -> Linear`` read at the query position.
+
+    Width C (the "hidden size" here), 2 heads, FFN width 2C; padded positions are masked out as keys."""
+
+    def __init__(self, vocab_size: int, width: int, max_len: int, n_classes: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, width)
+        self.pos = LearnedPositionalEmbedding(max_len, width)
+        self.block = TransformerEncoderLayer(width, ATTENTION_HEADS, 2 * width, dropout=0.0, norm_first=True)
+        self.norm = nn.LayerNorm(width)
+        self.readout = nn.Linear(width, n_classes)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        T = tokens.shape[1]
+        key_mask = torch.arange(T, device=tokens.device) < lengths.unsqueeze(1)  # (B, T): True at real tokens
+        x, _ = self.block(self.pos(self.embed(tokens)), key_mask=key_mask)  # (B, T, C)
+        query = x[torch.arange(len(tokens), device=tokens.device), lengths - 1]  # (B, C): the query position
+        return self.readout(self.norm(query))  # (B, K) logits
+
+
+def _make_model(cell: str, hidden: int, cfg: Config) -> nn.Module:
+    vocab = recall_vocab(cfg.n_symbols, cfg.n_distractors).size
+    if cell == ATTENTION:
+        return RecallAttentionModel(vocab, hidden, max(cfg.distances) + 2, cfg.n_symbols)
+    return RecallModel(cell, vocab, cfg.embed_size, hidden, cfg.n_symbols)
+
+
 def _param_count(cell: str, hidden: int, cfg: Config) -> int:
-    """Parameters of :class:`RecallModel`: embedding V*E, G*(E*H + H*H + 2H) recurrent, H*K + K readout."""
+    """Parameters of :class:`RecallModel`: embedding V*E, G*(E*H + H*H + 2H) recurrent, H*K + K readout; the
+    attention model's are counted on an instance."""
+    if cell == ATTENTION:
+        return sum(p.numel() for p in _make_model(cell, hidden * ATTENTION_HEADS, cfg).parameters())
     gates = CELLS[cell].CELL.GATES
     vocab = recall_vocab(cfg.n_symbols, cfg.n_distractors).size
     E, H, K = cfg.embed_size, hidden, cfg.n_symbols
@@ -145,7 +179,11 @@ def _param_count(cell: str, hidden: int, cfg: Config) -> int:
 
 
 def solve_hidden_size(cell: str, cfg: Config) -> int:
-    """The hidden size whose model's parameter count is nearest ``cfg.param_budget`` (equal-parameter rule)."""
+    """The hidden size whose model's parameter count is nearest ``cfg.param_budget`` (equal-parameter rule);
+    for attention the width, a multiple of its heads."""
+    if cell == ATTENTION:
+        k = min(range(1, 512), key=lambda k: abs(_param_count(cell, k, cfg) - cfg.param_budget))
+        return k * ATTENTION_HEADS
     hidden = 1
     while _param_count(cell, hidden + 1, cfg) <= cfg.param_budget:
         hidden += 1
@@ -207,7 +245,6 @@ def run(cfg: Config) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     device = resolve_device(cfg.device)
-    vocab = recall_vocab(cfg.n_symbols, cfg.n_distractors)
     chance = 1.0 / cfg.n_symbols
     seeds = [cfg.seed + i for i in range(cfg.n_seeds)]
     hidden = {c: solve_hidden_size(c, cfg) for c in cfg.cells}
@@ -222,7 +259,7 @@ def run(cfg: Config) -> dict[str, Any]:
             for cell in cfg.cells:
                 start = time.perf_counter()
                 torch.manual_seed(seed)
-                model = RecallModel(cell, vocab.size, cfg.embed_size, hidden[cell], cfg.n_symbols).to(device)
+                model = _make_model(cell, hidden[cell], cfg).to(device)
                 params[cell] = sum(p.numel() for p in model.parameters())
                 curves[cell].append(_train(model, cfg, seed, device, progress))
                 per_seed[cell].append(_evaluate(model, cfg, seed, device))
@@ -237,7 +274,7 @@ def run(cfg: Config) -> dict[str, Any]:
             "max": [max(c) for c in cols],
             "per_seed": per_seed[cell],
         }
-    accuracy["attention"] = None  # ATTENTION_NOTE: same layout as the recurrent cells when filled
+    accuracy.setdefault(ATTENTION, None)  # the column exists even when the attention model is not run
 
     reach = {c: _reach(cfg.distances, accuracy[c]["mean"], cfg.solve_threshold) for c in cfg.cells}
     held, verdict = _judge(cfg, accuracy, chance)
@@ -252,22 +289,24 @@ def run(cfg: Config) -> dict[str, Any]:
         metrics[f"final_loss/{cell}"] = round(sum(c[-1] for c in curves[cell]) / len(curves[cell]), 4)
         metrics[f"train_seconds/{cell}"] = round(seconds[cell], 2)
     metrics["params_spread"] = round((max(params.values()) - min(params.values())) / min(params.values()), 4)
-    metrics["acc/attention"] = ATTENTION_NOTE
 
     d_max = max(cfg.distances)
-    sizes = ", ".join(f"{c.upper()} H={hidden[c]} ({params[c]:,} parameters)" for c in cfg.cells)
+    sizes = ", ".join(
+        f"{c.upper()} {'C' if c == ATTENTION else 'H'}={hidden[c]} ({params[c]:,} parameters)" for c in cfg.cells
+    )
     setup = (
         f"Recall at distance d: a symbol out of K={cfg.n_symbols}, d random distractors (from {cfg.n_distractors}"
         f" others), then a query token; the model names the symbol (chance {chance:.3f}). Model: embedding "
-        f"(E={cfg.embed_size}) -> attnlab.nn recurrent layer -> linear readout of the final state, with the "
-        f"hidden size solved for ~{cfg.param_budget:,} parameters: {sizes}; default (torch) initialisation, no "
+        f"(E={cfg.embed_size}) -> attnlab.nn recurrent layer -> linear readout of the final state; attention: "
+        f"embedding + learned positions -> one pre-norm transformer block ({ATTENTION_HEADS} heads, FFN 2C, "
+        f"padding masked) -> readout at the query position. Sizes solved for ~{cfg.param_budget:,} "
+        f"parameters: {sizes}; default (torch) initialisation, no "
         f"forget-gate bias trick. Equal training budget: every cell trains {cfg.train_steps} Adam steps "
         f"(lr {cfg.lr:g}, gradient-norm clip {cfg.grad_clip:g}) on the same {cfg.batch_size}-example batches, "
         f"one run per cell and seed on a mix of distances uniform in [1, {d_max}] (right-padded, lengths=), "
         f"then evaluated at d in {list(cfg.distances)} on {cfg.eval_examples} held-out examples per distance; "
         f"{len(seeds)} seed(s) {seeds}, mean with min/max over seeds. 'Solved' means accuracy >= "
-        f"{cfg.solve_threshold:g}; reach = the largest d up to which every listed distance is solved. The "
-        f"attention column is empty ({ATTENTION_NOTE})."
+        f"{cfg.solve_threshold:g}; reach = the largest d up to which every listed distance is solved."
     )
     summary = _summary(cfg, accuracy, reach, chance, verdict, held, metrics)
     data = {
@@ -276,7 +315,6 @@ def run(cfg: Config) -> dict[str, Any]:
         "solve_threshold": cfg.solve_threshold,
         "cells": list(cfg.cells),
         "accuracy": accuracy,
-        "pending": {"attention": ATTENTION_NOTE},
         "hidden_size": hidden,
         "params": params,
         "seeds": seeds,
@@ -311,6 +349,10 @@ def _judge(cfg: Config, accuracy: dict[str, Any], chance: float) -> tuple[bool |
     }
     for c in gated:
         verdict[f"{c}_clearly_above_rnn_at_far_end"] = accuracy[c]["mean"][-1] >= rnn[-1] + cfg.clear_margin
+    if ATTENTION in cfg.cells:  # one attention step from the query to token 1 at any distance
+        verdict["attention_clearly_above_rnn_at_far_end"] = (
+            accuracy[ATTENTION]["mean"][-1] >= rnn[-1] + cfg.clear_margin
+        )
     return all(verdict.values()), verdict
 
 
@@ -348,7 +390,7 @@ def _summary(
             why.append(f"the RNN does not fall by {cfg.clear_margin:g} between d={d0} and d={d1}")
         if not verdict["rnn_near_chance_at_far_end"]:
             why.append(f"the RNN ends at {rnn[-1]:.2f}, not within {cfg.near_chance:g} of chance")
-        for c in gated:
+        for c in [*gated, *([ATTENTION] if ATTENTION in cfg.cells else [])]:
             if not verdict[f"{c}_clearly_above_rnn_at_far_end"]:
                 why.append(f"{c.upper()} ends at {accuracy[c]['mean'][-1]:.2f}, not {cfg.clear_margin:g} above the RNN")
         text += "The claim, as tested (RNN falls to near chance, gated cells clearly above it), did not hold: "
@@ -371,6 +413,12 @@ def _summary(
         text += (
             f" Some seeds score well below chance ({'; '.join(below)}): a constant answer would score about "
             "chance, so there the answer still depends on the symbol but is systematically a wrong one."
+        )
+    if ATTENTION in cfg.cells:
+        att = accuracy[ATTENTION]["mean"]
+        text += (
+            f" Attention, one step from the query to token 1 at every distance: {att[0]:.2f} at d={d0} -> "
+            f"{att[-1]:.2f} at d={d1} (spread {max(att) - min(att):.2f} across distances)."
         )
     failed = [c for c in gated if reach[c] < d1]
     if failed:
