@@ -18,6 +18,9 @@ _MODULES = {
     "complexity": "complexity",
     "parallelism": "parallelism",
     "paths": "paths",
+    "dictionary-lookup": "dictionary_lookup",
+    "pronoun": "pronoun",
+    "depth": "depth",
 }
 
 

@@ -1,6 +1,7 @@
 """Modules: recurrent cells and layers, attention (multi-head, classic), transformer blocks, positional encodings."""
 
 from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
+from attnlab.nn.classic_attention import AdditiveAttention, LuongAttention
 from attnlab.nn.loop import run_direction
 from attnlab.nn.multihead import KVCache, MultiHeadAttention
 from attnlab.nn.positional import (
@@ -16,10 +17,12 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "AdditiveAttention",
     "GRUCell",
     "KVCache",
     "LSTMCell",
     "LearnedPositionalEmbedding",
+    "LuongAttention",
     "MultiHeadAttention",
     "RNNCell",
     "SinusoidalPositionalEncoding",
