@@ -70,7 +70,7 @@ def test_train_writes_checkpoint_config_and_results(tmp_path, capsys, monkeypatc
     assert config["n_embd"] == 32 and config["dropout"] == 0.1 and config["text"] == str(text)
     state = read_checkpoint(tmp_path / "run/ckpt.safetensors")[0]["state"]
     assert state["iter"] == 6 and state["kind"] == "gpt"
-    assert state["vocab"] == sorted(set(text.read_text()))
+    assert state["tokenizer"] == {"kind": "char", "vocab": sorted(set(text.read_text()))}
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["ckpt.safetensors", "config.json", "results.json"]
 
 
@@ -86,7 +86,7 @@ def test_train_into_an_existing_run_is_refused(run_dir, capsys):
 
 
 def test_sample_prints_the_prompt_and_its_continuation(run_dir, capsys):
-    vocab = read_checkpoint(run_dir / "ckpt.safetensors")[0]["state"]["vocab"]
+    vocab = read_checkpoint(run_dir / "ckpt.safetensors")[0]["state"]["tokenizer"]["vocab"]
     argv = ["sample", str(run_dir), "--prompt", "the k", "--max-new-tokens", "30", "--seed", "3"]
 
     assert main(argv) == 0
@@ -210,3 +210,28 @@ def test_resume_or_sample_without_a_checkpoint(tmp_path, capsys):
     assert f"checkpoint: no file at {tmp_path / 'ckpt.safetensors'}" in one_line_error(capsys)
     assert main(["sample", str(tmp_path / "missing.safetensors")]) == 2
     assert "checkpoint: no file at" in one_line_error(capsys)
+
+
+def test_train_with_bpe_then_sample_and_resume(tmp_path, capsys):
+    """Byte-level BPE: trained on the training split, saved in the checkpoint, any prompt encodes."""
+    from attnlab.cli import main
+    from attnlab.train import read_checkpoint
+
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 300, encoding="utf-8")
+    out = tmp_path / "bpe"
+    args = ["train", "gpt", "--text", str(text), "--out", str(out), "--tokenizer", "bpe", "--bpe-vocab-size", "300"]
+    small = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8", "--batch-size", "4"]
+    its = ["--max-iters", "4", "--eval-interval", "2", "--eval-iters", "1", "--ckpt-interval", "2"]
+    assert main(args + small + its) == 0
+    state = read_checkpoint(out / "ckpt.safetensors")[0]["state"]
+    assert state["tokenizer"]["kind"] == "bpe"
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(state["tokenizer"]["tokenizer"])
+    assert 256 < tok.get_vocab_size() <= 300
+    assert tok.decode(tok.encode("the cat sat").ids) == "the cat sat"  # lossless round trip
+    capsys.readouterr()
+    assert main(["sample", str(out), "--prompt", "the ☃", "--max-new-tokens", "5"]) == 0  # any character encodes
+    assert capsys.readouterr().out.startswith("the ☃")
+    assert main(["resume", str(out)]) == 0  # nothing left to train; the tokenizer is rebuilt from the checkpoint

