@@ -116,7 +116,7 @@ def prepare_resume(run_dir: str, *, progress: bool | None = None) -> Trainer:
     if state.get("kind") != "gpt":
         raise CheckpointError(f"checkpoint: {run_dir} is not a GPT run")
     run = GPTRunConfig(**{**state["run"], "out": str(run_dir)})
-    trainer = _trainer(run, load_corpus(run, state["tokenizer"]), progress)
+    trainer = _trainer(run, load_corpus(run, _tokenizer_state(state)), progress)
     trainer.resume()
     return trainer
 
@@ -131,6 +131,11 @@ def resume_gpt(run_dir: str, *, progress: bool | None = None, stop_after: int | 
     return prepare_resume(run_dir, progress=progress).fit(stop_after=stop_after)
 
 
+def _tokenizer_state(state: dict) -> dict:
+    """The saved tokenizer; checkpoints made before BPE existed hold a bare character ``vocab``."""
+    return state["tokenizer"] if "tokenizer" in state else {"kind": "char", "vocab": state["vocab"]}
+
+
 def load_gpt(ckpt: str) -> tuple[GPT, Any]:
     """The model of a GPT checkpoint (a file, or a run folder holding ckpt.safetensors) and its tokenizer
     as ``(encode, decode, vocab_size)``."""
@@ -142,7 +147,7 @@ def load_gpt(ckpt: str) -> tuple[GPT, Any]:
     if state.get("kind") != "gpt":
         raise CheckpointError(f"checkpoint: {path} is not a GPT checkpoint")
     run = GPTRunConfig(**state["run"])
-    tokenizer = tokenizer_from_state(state["tokenizer"])
+    tokenizer = tokenizer_from_state(_tokenizer_state(state))
     model = GPT(run.model_config(tokenizer[2]))
     load_checkpoint(path, model)
     return model.eval(), tokenizer
