@@ -326,6 +326,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _report_training(result: dict[str, Any], out: str) -> int:
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 speaks for the run
+        return 0
     last = result["history"][-1] if result["history"] else {}
     val = f", val loss {last['val']:.4f}" if "val" in last else ""
     loss = result["last_train_loss"]

@@ -248,6 +248,11 @@ class Trainer:
         }
         if self.rank == 0:
             write_json(self.run_dir / "results.json", result)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # rank 0 has written its checkpoint and results
+            dist.destroy_process_group()
         return result
 
 
