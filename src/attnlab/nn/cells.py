@@ -27,6 +27,13 @@ from attnlab._checks import check_float, check_ndim, check_positive_int, check_s
 State = tuple[Tensor, ...]
 
 
+def uniform_reset(module: nn.Module, hidden_size: int) -> None:
+    """U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias, as torch initialises its recurrent cells and layers."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for p in module.parameters():
+        nn.init.uniform_(p, -bound, bound)
+
+
 class _CellBase(nn.Module):
     """Parameters, initialisation and argument checks shared by the three cells."""
 
@@ -58,10 +65,7 @@ class _CellBase(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias, as torch does."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        uniform_reset(self, self.hidden_size)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -26,7 +26,6 @@ A ``PackedSequence`` input is accepted as by torch and gives a ``PackedSequence`
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 from typing import ClassVar
 
@@ -43,7 +42,7 @@ from attnlab._checks import (
     check_same_dtype_device,
     check_tensor,
 )
-from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
+from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell, uniform_reset
 from attnlab.nn.loop import StepFn, run_direction
 from attnlab.nn.lstm_bptt import lstm_direction
 
@@ -107,10 +106,7 @@ class _RecurrentBase(nn.Module):
 
     # --- torch-compatible surface -------------------------------------------------------------------
     def reset_parameters(self) -> None:
-        """U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias, as torch does."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        uniform_reset(self, self.hidden_size)
 
     @property
     def num_directions(self) -> int:
