@@ -45,7 +45,7 @@ class GPTRunConfig:
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
-    bias: bool = True
+    bias: bool = False  # nanoGPT train.py default
     max_iters: int = 2000
     lr: float = 1e-3
     min_lr: float = 1e-4
