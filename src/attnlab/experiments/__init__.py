@@ -11,16 +11,20 @@ from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, execute
 
 # contract name -> module under attnlab.experiments; order is the order of the report.
 _MODULES = {
+    # 3.1 recurrence and its limits
     "vanishing-gradients": "vanishing_gradients",
     "long-range": "long_range",
+    # 3.2 attention
+    "dictionary-lookup": "dictionary_lookup",
+    # 3.3 scaled dot-product and multi-head attention
     "scaling": "scaling",
     "heads": "heads",
     "complexity": "complexity",
     "parallelism": "parallelism",
     "paths": "paths",
-    "dictionary-lookup": "dictionary_lookup",
-    "pronoun": "pronoun",
+    # the transformer and beyond
     "depth": "depth",
+    "pronoun": "pronoun",
 }
 
 
