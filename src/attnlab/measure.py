@@ -1,9 +1,10 @@
 """Measuring helpers shared by benchmarks and experiments: median times, peak memory, the machine.
 
 Peak memory on the CPU is the process's real resident memory: the kernel's high-water mark (``VmHWM``) is reset
-through ``/proc/self/clear_refs`` before the call, and glibc is told to serve every block of 64 KiB or more
-with ``mmap`` (``mallopt(M_MMAP_THRESHOLD)``) so that freed tensors go back to the system instead of being kept
-in its heap; the peak is ``VmHWM`` after the call minus ``VmRSS`` before it. On CUDA it is the allocator's peak.
+through ``/proc/self/clear_refs`` before the call; glibc is told to serve every block of 64 KiB or more with
+``mmap`` (``mallopt(M_MMAP_THRESHOLD)``) and to return its heap's free pages (``malloc_trim``) first, so memory
+freed earlier cannot be reused without counting; the peak is ``VmHWM`` after the call minus ``VmRSS`` before it.
+On CUDA it is the allocator's peak.
 """
 
 from __future__ import annotations
@@ -51,15 +52,22 @@ def machine() -> dict[str, Any]:
 
 
 _M_MMAP_THRESHOLD = -3
-_mmap_fixed = False
+_libc = None
 
 
-def _fix_mmap_threshold() -> None:
-    global _mmap_fixed
-    if not _mmap_fixed:
-        with contextlib.suppress(OSError):  # not glibc: the measure may then under-count reused heap memory
-            ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 16)
-        _mmap_fixed = True
+def _release_free_memory() -> None:
+    """Serve blocks >= 64 KiB with mmap from now on, and hand the heap's free pages back to the system
+    (``malloc_trim``), so that memory freed before the call cannot be reused without counting again."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.mallopt(_M_MMAP_THRESHOLD, 1 << 16)
+        except (OSError, AttributeError):  # not glibc: the measure may then under-count reused heap memory
+            _libc = False
+    if _libc:
+        with contextlib.suppress(AttributeError):
+            _libc.malloc_trim(0)
 
 
 def _status_bytes(key: str) -> int:
@@ -81,10 +89,10 @@ def peak_memory_bytes(fn: Callable[[], Any], device: str = "cpu", repeats: int =
         return torch.cuda.max_memory_allocated() - base
     if not os.path.exists("/proc/self/clear_refs"):
         raise RuntimeError("peak memory on the CPU needs Linux's /proc/self/clear_refs")
-    _fix_mmap_threshold()
     peaks = []
     for _ in range(repeats):
         gc.collect()
+        _release_free_memory()
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset the peak resident set size (VmHWM) to the current one
         base = _status_bytes("VmRSS:")
