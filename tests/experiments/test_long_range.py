@@ -15,10 +15,12 @@ import torch
 
 from attnlab.experiments import get
 from attnlab.experiments.long_range import (
+    ATTENTION_HEADS,
     SPEC,
     Config,
     RecallModel,
     _judge,
+    _make_model,
     run,
     solve_hidden_size,
 )
@@ -78,10 +80,9 @@ def test_solved_hidden_size_matches_a_real_model(profile):
     counts = {}
     for cell in cfg.cells:
         H = solve_hidden_size(cell, cfg)
-        model = RecallModel(cell, cfg.n_symbols + cfg.n_distractors + 2, cfg.embed_size, H, cfg.n_symbols)
-        counts[cell] = sum(p.numel() for p in model.parameters())
-        bigger = RecallModel(cell, cfg.n_symbols + cfg.n_distractors + 2, cfg.embed_size, H + 1, cfg.n_symbols)
-        smaller = RecallModel(cell, cfg.n_symbols + cfg.n_distractors + 2, cfg.embed_size, H - 1, cfg.n_symbols)
+        step = ATTENTION_HEADS if cell == "attention" else 1  # the attention width is a multiple of its heads
+        counts[cell] = sum(p.numel() for p in _make_model(cell, H, cfg).parameters())
+        bigger, smaller = _make_model(cell, H + step, cfg), _make_model(cell, H - step, cfg)
         for other in (bigger, smaller):  # H is the nearest to the budget
             n = sum(p.numel() for p in other.parameters())
             assert abs(counts[cell] - cfg.param_budget) <= abs(n - cfg.param_budget)
