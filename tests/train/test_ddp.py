@@ -50,6 +50,7 @@ loss = trainer.step(x[mine], y[mine])
 params = {name: p.detach().clone() for name, p in trainer._raw_model().named_parameters()}
 save_file({**params, "loss": torch.tensor(loss, dtype=torch.float64)}, f"{out}/rank{rank}.safetensors")
 trainer.save()  # a collective: every rank takes part, rank 0 writes
+torch.distributed.barrier()  # neither rank tears gloo down while the other is still inside a collective
 torch.distributed.destroy_process_group()
 """
 
