@@ -451,7 +451,8 @@ def plot(result: dict[str, Any]) -> dict[str, Any]:
             continue
         label = name.upper() if name in CELLS else name
         if name in data.get("params", {}):
-            label += f" (H={data['hidden_size'][name]}, {data['params'][name]:,} params)"
+            size = "C" if name == ATTENTION else "H"  # the attention model's width, the cells' hidden size
+            label += f" ({size}={data['hidden_size'][name]}, {data['params'][name]:,} params)"
         color = colors.get(name)
         ax.plot(d, series["mean"], color=color, label=label, **styles.get(name, {"marker": "o"}))
         ax.fill_between(d, series["min"], series["max"], color=color, alpha=0.2, linewidth=0)
