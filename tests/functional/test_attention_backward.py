@@ -18,12 +18,7 @@ from attnlab.functional.attention_backward import AdditiveAttentionFunction, Dot
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _leaves(*tensors):

@@ -36,13 +36,7 @@ F64 = {"rtol": 1e-10, "atol": 1e-12}
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation on 2 busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ours(score: str, x: dict[str, Tensor], key_mask: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -37,13 +37,7 @@ WEIGHT_IMPLS = ["naive", "manual", "auto"]  # those that can return the weights
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10-50x slower on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def attention_ref(q: Tensor, k: Tensor, v: Tensor, attn_mask=None, is_causal=False, scale=None):

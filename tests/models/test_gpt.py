@@ -17,13 +17,7 @@ from attnlab.nn import KVCache
 TINY = {"vocab_size": 11, "block_size": 12, "n_layer": 2, "n_head": 2, "n_embd": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10-50x slower on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_gpt(seed: int = 0, **overrides) -> GPT:

@@ -33,12 +33,7 @@ ref = _load_reference()
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def module_for(score: str, x: dict[str, Tensor], backward: str = "autograd"):

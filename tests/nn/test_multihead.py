@@ -26,13 +26,7 @@ WIDTHS = pytest.mark.parametrize(("E", "nh"), [(80, 2), (118, 2)], ids=["hs40", 
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10-50x slower on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randn(*shape: int, dtype=torch.float32, seed: int = 0) -> Tensor:

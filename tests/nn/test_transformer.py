@@ -31,13 +31,7 @@ from attnlab.nn import (
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10-50x slower on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randn(*shape: int, dtype=torch.float32, seed: int = 0) -> Tensor:

@@ -23,13 +23,7 @@ TINY = GPTConfig(vocab_size=9, block_size=8, n_layer=2, n_head=2, n_embd=16, dro
 STATE = {"iter": 7, "history": [{"iter": 5, "val": 2.25}], "vocab": ["\n", " ", "a", "é", "😀"], "nested": {"x": None}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10-50x slower on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def trained(seed: int = 0, steps: int = 2, cfg: GPTConfig = TINY) -> tuple[GPT, torch.optim.Optimizer]:

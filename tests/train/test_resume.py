@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from attnlab.train import CheckpointError, Trainer, read_checkpoint
 from attnlab.train.gpt import GPTRunConfig, resume_gpt, train_gpt
@@ -23,13 +22,7 @@ TOL = 1e-6
 WORDS = ["the", "king", "queen", "shall", "not", "love", "death", "night", "sweet", "good", "my", "lord", "thou"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10-50x slower on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

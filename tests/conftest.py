@@ -1,0 +1,16 @@
+"""Shared test fixtures."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (10-50x slower on 2 busy cores).
+
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``; the count is restored after it.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
