@@ -40,6 +40,16 @@ def side_by_side(
     return sorted(a)[len(a) // 2], sorted(b)[len(b) // 2]
 
 
+def timing_row(t_ours: float, t_torch: float, **keys: Any) -> dict[str, Any]:
+    """A benchmark table row: ``keys`` and the two medians in ms with their ratio ours / torch."""
+    return {
+        **keys,
+        "ours_ms": round(t_ours * 1e3, 3),
+        "torch_ms": round(t_torch * 1e3, 3),
+        "ratio": round(t_ours / t_torch, 3),
+    }
+
+
 def machine() -> dict[str, Any]:
     return {
         "torch": torch.__version__,

@@ -15,7 +15,7 @@ import torch
 
 import attnlab.nn as ann
 from attnlab.functional import scaled_dot_product_attention
-from attnlab.measure import machine, side_by_side
+from attnlab.measure import machine, side_by_side, timing_row
 
 
 def _sdpa_fn(impl: str, q, k, v, train: bool):
@@ -49,7 +49,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                 t_ours, t_torch = side_by_side(
                     _sdpa_fn(impl, q, k, v, train), _sdpa_fn("torch", q, k, v, train), min_time
                 )
-                rows.append(_row("sdpa", f"{impl} n={n}", mode, t_ours, t_torch))
+                rows.append(timing_row(t_ours, t_torch, what="sdpa", case=f"{impl} n={n}", mode=mode))
 
     B, T, E, nh = (2, 128, 128, 4) if quick else (8, 512, 512, 8)
     torch.manual_seed(0)
@@ -70,19 +70,9 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         ("need_weights=False", lambda: theirs(x, x, x, need_weights=False)[0]),
     ):
         t_ours, t_torch = side_by_side(step(lambda: ours(x).output), step(fn), min_time)
-        rows.append(_row("mha", f"B={B} T={T} E={E} nh={nh}, torch {label}", "forward+backward", t_ours, t_torch))
+        case = f"B={B} T={T} E={E} nh={nh}, torch {label}"
+        rows.append(timing_row(t_ours, t_torch, what="mha", case=case, mode="forward+backward"))
     return {"quick": quick, "machine": machine(), "rows": rows}
-
-
-def _row(what: str, case: str, mode: str, t_ours: float, t_torch: float) -> dict[str, Any]:
-    return {
-        "what": what,
-        "case": case,
-        "mode": mode,
-        "ours_ms": round(t_ours * 1e3, 3),
-        "torch_ms": round(t_torch * 1e3, 3),
-        "ratio": round(t_ours / t_torch, 3),
-    }
 
 
 def to_markdown(result: dict[str, Any]) -> str:

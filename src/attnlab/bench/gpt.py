@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.measure import machine, side_by_side
+from attnlab.measure import machine, side_by_side, timing_row
 from attnlab.models.gpt import GPT, GPTConfig, GPTOutput, sample_next
 from attnlab.train.loop import TrainConfig, make_optimizer
 
@@ -113,16 +113,8 @@ def _generate(model: nn.Module, n_tokens: int, **kw):
 
 
 def _row(case: str, tokens: int, t_ours: float, t_torch: float, note: str = "") -> dict[str, Any]:
-    return {
-        "case": case,
-        "tokens": tokens,
-        "ours_ms": round(t_ours * 1e3, 3),
-        "torch_ms": round(t_torch * 1e3, 3),
-        "ours_tokens_per_s": round(tokens / t_ours, 1),
-        "torch_tokens_per_s": round(tokens / t_torch, 1),
-        "ratio": round(t_ours / t_torch, 3),
-        "note": note,
-    }
+    row = timing_row(t_ours, t_torch, case=case, tokens=tokens, note=note)
+    return {**row, "ours_tokens_per_s": round(tokens / t_ours, 1), "torch_tokens_per_s": round(tokens / t_torch, 1)}
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:

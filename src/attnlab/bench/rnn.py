@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 import attnlab.nn as ann
-from attnlab.measure import machine, side_by_side
+from attnlab.measure import machine, side_by_side, timing_row
 
 B, I, H = 32, 128, 256
 CELLS = ("LSTM", "GRU", "RNN")
@@ -54,16 +54,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             x = torch.randn(T, B, I, requires_grad=True)
             for mode, make in (("forward", _forward), ("forward+backward", _train_step)):
                 t_ours, t_torch = side_by_side(make(ours, x), make(theirs, x), min_time)
-                rows.append(
-                    {
-                        "cell": kind,
-                        "T": T,
-                        "mode": mode,
-                        "ours_ms": round(t_ours * 1e3, 3),
-                        "torch_ms": round(t_torch * 1e3, 3),
-                        "ratio": round(t_ours / t_torch, 3),
-                    }
-                )
+                rows.append(timing_row(t_ours, t_torch, cell=kind, T=T, mode=mode))
     return {"shape": {"B": B, "I": I, "H": H}, "quick": quick, "machine": machine(), "rows": rows}
 
 
