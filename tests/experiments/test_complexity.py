@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from attnlab.experiments.complexity import Config, fit_memory_model, loglog_slope, plot, run
+from attnlab.experiments.complexity import Config, fit_memory_model, plot, run
+from attnlab.experiments.fitting import loglog_slope
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from attnlab.experiments.scaling import Config, entropy, log_log_slope, plot, run, softmax_jacobian_norm
+from attnlab.experiments.fitting import loglog_slope
+from attnlab.experiments.scaling import Config, entropy, plot, run, softmax_jacobian_norm
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_variance_of_a_dot_product_is_d_k_on_all_sign_vectors():
     k = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=d)))  # (64, d)
     dots = k @ torch.ones(d)
     assert dots.var(unbiased=False).item() == pytest.approx(d)
-    assert log_log_slope([1, 10, 100], [3, 30, 300]) == pytest.approx(1.0)
+    assert loglog_slope([1, 10, 100], [3, 30, 300]) == pytest.approx(1.0)
 
 
 def test_uniform_softmax_has_maximal_entropy_and_known_jacobian():

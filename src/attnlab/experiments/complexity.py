@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab.experiments.fitting import loglog_slope
 from attnlab.functional import scaled_dot_product_attention
 from attnlab.measure import median_seconds, peak_memory_bytes
 
@@ -62,17 +63,6 @@ class Config(ExperimentConfig):
             raise ValueError(f"budgets_mib: expected positive budgets, got {self.budgets_mib!r}")
         if not self.min_run_time > 0:
             raise ValueError(f"min_run_time: expected a positive number of seconds, got {self.min_run_time!r}")
-
-
-def loglog_slope(xs: list[float], ys: list[float]) -> float | None:
-    """Least-squares slope of log y on log x (the exponent p of y ~ x^p); None with fewer than 2 points."""
-    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if y and y > 0]
-    if len(pts) < 2:
-        return None
-    mx = sum(p[0] for p in pts) / len(pts)
-    my = sum(p[1] for p in pts) / len(pts)
-    var = sum((p[0] - mx) ** 2 for p in pts)
-    return sum((p[0] - mx) * (p[1] - my) for p in pts) / var
 
 
 def _inputs(n: int, cfg: Config, device: str, requires_grad: bool):

@@ -44,7 +44,7 @@ import torch
 
 from attnlab.data.text import CharCorpus, shakespeare_text
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
-from attnlab.experiments.complexity import loglog_slope
+from attnlab.experiments.fitting import loglog_slope
 from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.train.loop import TrainConfig, Trainer
 

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 import attnlab.nn as ann
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
-from attnlab.experiments.complexity import loglog_slope
+from attnlab.experiments.fitting import linear_fit, loglog_slope
 from attnlab.measure import machine
 
 CLAIMED_RATIO = (5.0, 10.0)  # "drops 5-10x"
@@ -308,15 +308,6 @@ def _time_steps(steps: dict[str, Callable[[], None]], cfg: Config, options: list
 
 def _middle(xs: list[float]) -> float:
     return sorted(xs)[len(xs) // 2]
-
-
-def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    """Least-squares ``y = slope x + intercept``."""
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    var = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
-    return slope, my - slope * mx
 
 
 MODELS = ("lstm", "attention")
@@ -592,7 +583,6 @@ __all__ = [
     "attention_block_params",
     "count_step",
     "is_matmul",
-    "linear_fit",
     "lstm_block_params",
     "plot",
     "run",

@@ -49,8 +49,8 @@ from tqdm.auto import tqdm
 
 import attnlab.nn as ann
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
-from attnlab.experiments.complexity import loglog_slope
-from attnlab.experiments.parallelism import count_step, linear_fit
+from attnlab.experiments.fitting import linear_fit, loglog_slope
+from attnlab.experiments.parallelism import count_step
 
 LAYERS = ("attention", "recurrent", "convolution")  # the rows whose complexity is measured
 PATH_LAYERS = ("attention", "restricted", "recurrent", "convolution", "dilated")

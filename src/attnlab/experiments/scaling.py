@@ -41,6 +41,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab.experiments.fitting import loglog_slope
 from attnlab.functional import scaled_dot_product_attention
 
 SATURATED = 0.99  # a row counts as saturated when its largest weight exceeds this
@@ -152,13 +153,6 @@ def _summarise(weights: list[Tensor]) -> dict[str, float]:
     }
 
 
-def log_log_slope(xs: list[float], ys: list[float]) -> float:
-    """Least-squares slope of ``log y`` on ``log x`` (the exponent of a power law y ~ x^slope)."""
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum((a - mx) ** 2 for a in lx)
-
-
 def run(cfg: Config) -> dict[str, Any]:
     resolve_device(cfg.device)  # validates; this is cheap arithmetic on the CPU
     S = cfg.n_keys
@@ -222,7 +216,7 @@ def run(cfg: Config) -> dict[str, Any]:
 
 def _metrics(cfg: Config, variance: list[float], series: dict, sweep: list[dict]) -> dict[str, Any]:
     m: dict[str, Any] = {
-        "variance_slope": round(log_log_slope(list(cfg.d_ks), variance), 4),
+        "variance_slope": round(loglog_slope(list(cfg.d_ks), variance), 4),
         "log_S": math.log(cfg.n_keys),
     }
     for d_k, var in zip(cfg.d_ks, variance, strict=True):
@@ -409,4 +403,4 @@ SPEC = ExperimentSpec(
     plot=plot,
 )
 
-__all__ = ["SPEC", "Config", "entropy", "log_log_slope", "plot", "run", "softmax_jacobian_norm"]
+__all__ = ["SPEC", "Config", "entropy", "plot", "run", "softmax_jacobian_norm"]

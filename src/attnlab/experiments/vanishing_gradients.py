@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 import attnlab.nn as ann
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab.experiments.fitting import linear_fit
 
 CELLS = {"rnn": ann.RNN, "lstm": ann.LSTM, "gru": ann.GRU}
 
@@ -96,11 +97,7 @@ def gradient_profile(model: nn.Module, x: Tensor, generator: torch.Generator) ->
 
 def per_step_factor(log10_norms: list[float]) -> float:
     """10^slope of the least-squares line through log10 norm against distance: the geometric rate per step."""
-    n = len(log10_norms)
-    xs = range(n)
-    mx, my = (n - 1) / 2, sum(log10_norms) / n
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, log10_norms, strict=True)) / sum((x - mx) ** 2 for x in xs)
-    return 10**slope
+    return 10 ** linear_fit(range(len(log10_norms)), log10_norms)[0]
 
 
 def _train(model: nn.Module, head: nn.Linear, cfg: Config, generator: torch.Generator) -> tuple[float, float]:
