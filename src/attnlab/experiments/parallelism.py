@@ -285,9 +285,9 @@ def _train_step(block: nn.Module, x: Tensor, y: Tensor, lr: float) -> Callable[[
 
 
 def _median(fn: Callable[[], Any], min_run_time: float, threads: int) -> float:
-    """Median seconds of one call of an already warmed-up ``fn``, at ``threads`` CPU threads.
-    (``attnlab.measure.median_seconds`` times at torch.utils.benchmark's default of one thread; this claim is
-    about using parallel hardware.)"""
+    """Median seconds of one call of an already warmed-up ``fn``, at an explicit ``threads`` count (this
+    experiment compares 1 thread with all of them; ``attnlab.measure.median_seconds`` uses the process's count),
+    and a single call when one already lasts ``min_run_time``."""
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
     once = timer.timeit(1).median
     if once >= min_run_time:  # one call is already as long as a measurement: do not pay for more
