@@ -172,13 +172,15 @@ class _ManualSDPA(torch.autograd.Function):
 def attention_bias(attn_mask: Tensor | None, is_causal: bool, T: int, S: int, like: Tensor) -> Tensor | None:
     """The additive form of a mask: 0 where attention is allowed, -inf where not (float masks as given)."""
     if is_causal:
-        allowed = torch.ones(T, S, dtype=torch.bool, device=like.device).tril()  # (T, S): key j <= query i
-        return torch.zeros(T, S, dtype=like.dtype, device=like.device).masked_fill(~allowed, float("-inf"))
-    if attn_mask is None:
-        return None
-    if attn_mask.dtype == torch.bool:
-        return torch.zeros(attn_mask.shape, dtype=like.dtype, device=like.device).masked_fill(~attn_mask, float("-inf"))
-    return attn_mask
+        return additive_mask(torch.ones(T, S, dtype=torch.bool, device=like.device).tril(), like)  # key j <= query i
+    return None if attn_mask is None else additive_mask(attn_mask, like)
+
+
+def additive_mask(mask: Tensor, like: Tensor) -> Tensor:
+    """A bool mask (True = may attend) as 0 / -inf in ``like``'s dtype; a float mask is returned as it is."""
+    if mask.dtype != torch.bool:
+        return mask
+    return torch.zeros(mask.shape, dtype=like.dtype, device=mask.device).masked_fill(~mask, float("-inf"))
 
 
 def check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl) -> tuple[int, ...]:

@@ -20,14 +20,12 @@ keys ``j <= S - T + i``; with T == S this is the usual lower triangle (the SDPA'
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab._checks import check_float, check_ndim, check_positive_int, check_tensor, shape_str
-from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
+from attnlab.functional.sdpa import IMPLS, AttentionOutput, additive_mask, scaled_dot_product_attention
 from attnlab.nn.positional import apply_rotary
 
 
@@ -283,13 +281,7 @@ def _combine(a: Tensor, b: Tensor, like: Tensor) -> Tensor:
     """Both masks at once: bool & bool stays bool; otherwise additive floats (-inf where bool is False)."""
     if a.dtype == torch.bool and b.dtype == torch.bool:
         return a & b
-    return _additive(a, like) + _additive(b, like)
-
-
-def _additive(m: Tensor, like: Tensor) -> Tensor:
-    if m.dtype != torch.bool:
-        return m
-    return torch.zeros(m.shape, dtype=like.dtype, device=m.device).masked_fill(~m, -math.inf)
+    return additive_mask(a, like) + additive_mask(b, like)
 
 
 def _grow(buf: Tensor, used: int, capacity: int) -> Tensor:
