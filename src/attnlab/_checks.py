@@ -69,3 +69,10 @@ def check_lengths(lengths: object, batch: int, time: int) -> list[int]:
     if bad:
         raise ValueError(f"lengths: expected every length in [1, {time}] (the sequence length), got {bad[:5]}")
     return values
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` picks CUDA when present, else the CPU; any other device is returned as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device

@@ -159,7 +159,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _print_summary(results_path: Path, failed: dict[str, str]) -> None:
-    from attnlab.experiments.base import read_json
+    from attnlab.fileio import read_json
 
     results = read_json(results_path)
     width = max((len(n) for n in results), default=0)
@@ -362,7 +362,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from attnlab.experiments.base import write_json
+    from attnlab.fileio import write_json
 
     bench = _bench_registry()
     available = bench.names()

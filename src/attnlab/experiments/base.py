@@ -18,9 +18,7 @@ An experiment module defines
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import tempfile
 import time
 import types
 import typing
@@ -28,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+from attnlab.fileio import write_json
 
 RESULT_KEYS = ("held", "metrics", "setup", "summary", "data")
 
@@ -73,15 +73,6 @@ class ExperimentSpec:
     title: str = ""
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` picks CUDA when present, else the CPU."""
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def execute(spec: ExperimentSpec, cfg: ExperimentConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Run one experiment, write its config, result and figures into ``out_dir``; return the result."""
     out = Path(out_dir)
@@ -122,27 +113,6 @@ def write_figures(spec: ExperimentSpec, result: dict[str, Any], out_dir: Path) -
         plt.close(fig)
         paths.append(path)
     return paths
-
-
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON atomically: a temp file in the same folder, then rename over the target."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def _jsonable(x: Any) -> Any:

@@ -22,7 +22,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab._checks import resolve_device
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.experiments.fitting import loglog_slope
 from attnlab.functional import scaled_dot_product_attention
 from attnlab.measure import median_seconds, peak_memory_bytes

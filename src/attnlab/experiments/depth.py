@@ -42,8 +42,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from attnlab._checks import resolve_device
 from attnlab.data.text import CharCorpus, shakespeare_text
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.experiments.fitting import loglog_slope
 from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.train.loop import TrainConfig, Trainer

@@ -46,7 +46,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab._checks import resolve_device
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.functional import AttentionOutput, dot_attention, scaled_dot_product_attention
 from attnlab.nn import LuongAttention
 

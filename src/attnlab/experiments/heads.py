@@ -43,7 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab._checks import resolve_device
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.nn import MultiHeadAttention
 
 PLAIN, MARKER1, MARKER2, QUERY = range(4)  # the kinds of position

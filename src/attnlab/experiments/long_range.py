@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab._checks import resolve_device
 from attnlab.data import recall_batch, recall_vocab
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.nn import GRU, LSTM, RNN, LearnedPositionalEmbedding, TransformerEncoderLayer
 
 CELLS: dict[str, type[nn.Module]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}

@@ -44,7 +44,8 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 from tqdm.auto import tqdm
 
 import attnlab.nn as ann
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab._checks import resolve_device
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.experiments.fitting import linear_fit, loglog_slope
 from attnlab.measure import machine
 

@@ -48,7 +48,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 import attnlab.nn as ann
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab._checks import resolve_device
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.experiments.fitting import linear_fit, loglog_slope
 from attnlab.experiments.parallelism import count_step
 

@@ -67,6 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab._checks import resolve_device
 from attnlab.data.pronoun import (
     FRAMES,
     HELD_OUT_ADJECTIVES,
@@ -79,7 +80,7 @@ from attnlab.data.pronoun import (
     max_length,
     minimal_pairs,
 )
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.nn import LearnedPositionalEmbedding, TransformerEncoderLayer
 from attnlab.train.loop import TrainConfig, Trainer
 

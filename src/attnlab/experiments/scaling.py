@@ -40,7 +40,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, resolve_device
+from attnlab._checks import resolve_device
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.experiments.fitting import loglog_slope
 from attnlab.functional import scaled_dot_product_attention
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from attnlab import experiments
-from attnlab.experiments.base import ExperimentSpec, execute, read_json, write_figures, write_json
+from attnlab.experiments.base import ExperimentSpec, execute, write_figures
+from attnlab.fileio import read_json, write_json
 
 TITLE = "Sequence Models & the Attention Mechanism: every claim, measured"
 

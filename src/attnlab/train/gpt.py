@@ -22,7 +22,7 @@ from attnlab.data.text import (
     shakespeare_text,
     tokenizer_from_state,
 )
-from attnlab.experiments.base import write_json
+from attnlab.fileio import write_json
 from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.train.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from attnlab.train.loop import CKPT_NAME, TrainConfig, Trainer

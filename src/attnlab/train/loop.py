@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from attnlab.experiments.base import write_json
+from attnlab._checks import resolve_device
+from attnlab.fileio import write_json
 from attnlab.train.checkpoint import load_checkpoint, save_checkpoint
 
 CKPT_NAME = "ckpt.safetensors"
@@ -84,10 +85,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-
-
-def resolve_device(device: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 class Trainer:
