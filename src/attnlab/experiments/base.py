@@ -163,3 +163,35 @@ def parse_field(name: str, annotation: Any, text: str) -> Any:
     except ValueError:
         kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(annotation, "a value")
         raise ValueError(f"--{name.replace('_', '-')}: expected {kind}, got {text!r}") from None
+
+
+def viewer_payload(
+    title: str, query_tokens: list[str], key_tokens: list[str], weights: Any, *, kind: str = "self", digits: int = 4
+) -> dict[str, Any]:
+    """One attention map for the report's viewer, as plain JSON (see :mod:`attnlab.report.viewer`).
+
+    ``weights``: ``(L, nh, T, S)`` (layers, heads, query rows, key columns), or ``(T, S)`` for a single map
+    (e.g. the cross-attention of an RNN decoder); rows are queries (``query_tokens``), columns keys
+    (``key_tokens``). ``kind`` is ``"self"`` or ``"cross"``. Values are rounded to ``digits`` decimals.
+    """
+    import torch
+
+    w = torch.as_tensor(weights, dtype=torch.float64).detach().cpu()
+    if w.dim() == 2:
+        w = w[None, None]  # (1, 1, T, S)
+    if w.dim() != 4:
+        raise ValueError(f"weights: expected a (L, nh, T, S) or (T, S) tensor, got shape {tuple(w.shape)}")
+    if w.shape[-2:] != (len(query_tokens), len(key_tokens)):
+        raise ValueError(
+            f"weights: expected (..., {len(query_tokens)}, {len(key_tokens)}) for {len(query_tokens)} query and "
+            f"{len(key_tokens)} key tokens, got shape {tuple(w.shape)}"
+        )
+    if kind not in ("self", "cross"):
+        raise ValueError(f"kind: expected 'self' or 'cross', got {kind!r}")
+    return {
+        "title": str(title),
+        "kind": kind,
+        "query_tokens": [str(t) for t in query_tokens],
+        "key_tokens": [str(t) for t in key_tokens],
+        "layers": w.round(decimals=digits).tolist(),  # [L][nh][T][S]
+    }
