@@ -40,7 +40,7 @@ def tiny():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # B=64, T=13, C=64: intra-op threads only cost on a shared machine
     try:
-        return run(Config.for_profile("tiny"))
+        return run(Config.for_profile("tiny", pretrained_pairs=6))  # the pretrained part too, on a few pairs
     finally:
         torch.set_num_threads(threads)
 
@@ -82,9 +82,21 @@ def test_result_layout_json_and_verdict(tiny):
             assert len(row) == len(ex["words"]) and sum(row) == pytest.approx(1, abs=1e-5)
 
 
+def test_pretrained_part_reports_its_head_and_hands_the_classic_pair_to_the_viewer(tiny):
+    m, data = tiny["metrics"], tiny["data"]
+    assert 0.0 <= m["pretrained/best_head_heldout_accuracy"] <= 1.0
+    assert m["pretrained/attention_row_sum_max_error"] < 1e-5  # real softmax rows
+    grid = data["pretrained"]["data"]["grid"]
+    assert (len(grid), len(grid[0])) == (6, 12)  # all-MiniLM-L6-v2: 6 layers x 12 heads
+    assert len(data["viewer"]) == 2  # the tired / wide sentences
+    for payload in data["viewer"]:
+        assert "it" in payload["query_tokens"]
+        assert len(payload["layers"]) == 6 and len(payload["layers"][0]) == 12
+
+
 def test_plot_draws_the_maps_from_the_result(tiny):
     figs = SPEC.plot(json.loads(json.dumps(tiny)))
-    assert set(figs) == {"resolution", "heads"} | {f"map_{e[0]}" for e in EXAMPLES}
+    assert set(figs) == {"resolution", "heads", "pretrained_heads"} | {f"map_{e[0]}" for e in EXAMPLES}
     cfg = Config.for_profile("tiny")
     image = figs["map_animal_tired"].axes[0].images[0].get_array()
     assert image.shape == (cfg.num_layers * (cfg.nhead + 1), 11)  # each layer's heads and their mean, by word

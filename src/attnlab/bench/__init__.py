@@ -9,7 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MODULES = {"rnn": "rnn", "attention": "attention", "attention-memory": "attention_memory", "gpt": "gpt"}
+_MODULES = {
+    "rnn": "rnn",
+    "attention": "attention",
+    "attention-memory": "attention_memory",
+    "gpt": "gpt",
+    "encoder": "encoder",
+}
 # Run only when named: it needs ~16 GiB for naive attention at n=16384 and minutes for n=65536.
 _ON_REQUEST = {"attention-memory"}
 

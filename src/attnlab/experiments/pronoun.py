@@ -116,11 +116,12 @@ class Config(ExperimentConfig):
     seeds: int = 5
     margin: float = 0.2
     min_weight: float = 0.1  # a row "points to" a noun with at least this weight on it (uniform over 10 words)
+    pretrained_pairs: int = 200  # minimal pairs read by the pretrained all-MiniLM-L6-v2 (0: skip that part)
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "full": {},
         "quick": {"train_steps": 600, "seeds": 3},
-        "tiny": {"train_steps": 600, "seeds": 1, "eval_pairs": 200},
+        "tiny": {"train_steps": 600, "seeds": 1, "eval_pairs": 200, "pretrained_pairs": 0},
     }
 
     def __post_init__(self) -> None:
@@ -134,6 +135,7 @@ class Config(ExperimentConfig):
             ("warmup_steps", 0),
             ("eval_pairs", 1),
             ("seeds", 1),
+            ("pretrained_pairs", 0),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -449,12 +451,29 @@ def run(cfg: Config) -> dict[str, Any]:
         )
         m[f"best_head_{kind}_referents/first_seed"] = _head_name(runs[0][f"best_head_{kind}"])
     m["final_train_loss"] = round(_mean([r["final_loss"] for r in runs]), 4)
+    setup, summary = _setup(cfg), _summary(cfg, m, runs, held, verdict)
+    extra: dict[str, Any] = {}
+    if cfg.pretrained_pairs:  # the same question asked of a real pretrained encoder (issue 6)
+        from attnlab.experiments import pronoun_pretrained
+
+        real = pronoun_pretrained.analyse(cfg.pretrained_pairs, cfg.seed)
+        m.update({f"pretrained/{k}": v for k, v in real["metrics"].items()})
+        setup += " Pretrained encoder: " + real["setup"]
+        summary += " Pretrained all-MiniLM-L6-v2 (not part of the verdict above): " + real["summary"]
+        extra = {
+            "pretrained": {
+                "metrics": real["metrics"],
+                "data": {k: v for k, v in real["data"].items() if k != "viewer"},
+            },
+            "viewer": real["data"]["viewer"],
+        }
     return {
         "held": held,
         "metrics": m,
-        "setup": _setup(cfg),
-        "summary": _summary(cfg, m, runs, held, verdict),
+        "setup": setup,
+        "summary": summary,
         "data": {
+            **extra,
             "num_layers": cfg.num_layers,
             "nhead": cfg.nhead,
             "chance": 0.5,
@@ -671,6 +690,10 @@ def plot(result: dict[str, Any]) -> dict[str, Any]:
         ax.set_title(f"'{' '.join(words)}'\nrow of 'it' (referent in red: {ex['referent']}; {verdict})", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.03, label="weight from 'it'")
         figs[f"map_{ex['name']}"] = fig
+    if "pretrained" in data:
+        from attnlab.experiments import pronoun_pretrained
+
+        figs.update(pronoun_pretrained.plot(data["pretrained"]))
     return figs
 
 
