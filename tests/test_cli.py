@@ -162,3 +162,23 @@ def test_bench_prints_tables_and_writes_json(monkeypatch, tmp_path, capsys):
     assert main(["bench", "nope", "--out", str(tmp_path)]) == 2
     assert "nope" in one_line_error(capsys)
     assert cli._bench_registry() is bench
+
+
+def test_bench_missing_reference_is_one_line_when_named_and_skipped_otherwise(monkeypatch, tmp_path, capsys):
+    def run(name, *, quick=False):
+        if name == "encoder":
+            raise ImportError("bench encoder: the reference is transformers' BertModel; pip install transformers")
+        return {"name": name}
+
+    bench = types.ModuleType("attnlab.bench")
+    bench.names = lambda: ["rnn", "encoder"]
+    bench.run = run
+    bench.to_markdown = lambda name, result: f"| {name} |"
+    monkeypatch.setitem(sys.modules, "attnlab.bench", bench)
+    assert main(["bench", "encoder", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install transformers" in err
+    assert main(["bench", "--out", str(tmp_path)]) == 0  # the default set goes on without it
+    captured = capsys.readouterr()
+    assert "| rnn |" in captured.out and "skipped encoder" in captured.err
+    assert (tmp_path / "rnn.json").exists() and not (tmp_path / "encoder.json").exists()

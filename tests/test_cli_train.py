@@ -163,9 +163,9 @@ def test_train_missing_text_file(tmp_path, capsys):
 def test_train_unknown_model(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "lstm", "--out", "run"]) == 2
-    assert "train: expected a model among gpt; got 'lstm'" in one_line_error(capsys)
+    assert "train: expected a model among gpt, seq2seq; got 'lstm'" in one_line_error(capsys)
     assert main(["train"]) == 2
-    assert "train: expected a model among gpt; got None" in one_line_error(capsys)
+    assert "train: expected a model among gpt, seq2seq; got None" in one_line_error(capsys)
     assert list(tmp_path.iterdir()) == []
 
 

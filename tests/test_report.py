@@ -200,3 +200,61 @@ def test_claim_is_html_escaped(tmp_path, monkeypatch):
     assert "&lt;script&gt;alert(" in html and "&amp; more" in html
     claim = json.loads((tmp_path / "results.json").read_text())["xss"]["claim"]
     assert claim == '<script>alert("x")</script> & more'  # the JSON keeps the text as it is
+
+
+class ViewerExperiment(FakeExperiment):
+    """A fake whose result hands attention maps to the report's viewer (``data["viewer"]``)."""
+
+    def __init__(self, name: str, payloads: Any) -> None:
+        super().__init__(name)
+        self.payloads = payloads
+
+    def run(self, cfg: FakeConfig) -> dict[str, Any]:
+        body = super().run(cfg)
+        body["data"]["viewer"] = self.payloads
+        return body
+
+
+def test_sections_with_viewer_payloads_embed_a_viewer_and_the_script_once(tmp_path, monkeypatch):
+    import base64
+    import hashlib
+
+    from attnlab.experiments.base import viewer_payload
+
+    evil = "</script><img src=x onerror=alert(1)>"
+    maps = [viewer_payload("m", ["a", evil], ["a", evil], [[[[1.0, 0.0], [0.25, 0.75]]]])]
+    cross = [viewer_payload("c", ["x"], ["y", "z"], [[0.5, 0.5]], kind="cross")]
+    bad = [{"title": "broken", "kind": "self", "query_tokens": ["a"], "key_tokens": ["a"], "layers": [[[[2.0]]]]}]
+    register(
+        monkeypatch,
+        ViewerExperiment("maps", maps),
+        FakeExperiment("plain"),
+        ViewerExperiment("cross", cross),
+        ViewerExperiment("broken", bad),
+    )
+
+    html = build_report(tmp_path).read_text()
+
+    sections = {name: html.split(f'<section class="experiment" id="{name}">')[1].split("</section>")[0]
+                for name in ("maps", "plain", "cross", "broken")}  # fmt: skip
+    data = re.compile(r'<script type="application/json" class="attnlab-viewer-data">(.*?)</script>', re.DOTALL)
+    assert 'id="attnlab-viewer-maps"' in sections["maps"] and json.loads(data.search(sections["maps"])[1]) == maps
+    assert 'id="attnlab-viewer-cross"' in sections["cross"] and json.loads(data.search(sections["cross"])[1]) == cross
+    assert "attnlab-viewer" not in sections["plain"]
+    assert "attnlab-viewer" not in sections["broken"]  # a malformed payload: a message, and the report still builds
+    assert "The attention viewer could not be built" in sections["broken"] and "weights in [0, 1]" in sections["broken"]
+    assert html.count('class="attnlab-viewer"') == 2
+    # the viewer's CSS and JS once per page; no token escapes its JSON; the CSP allows that one script only
+    assert html.count('<style class="attnlab-viewer-css">') == 1
+    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+    assert len(scripts) == 1 and "window.attnlabViewer" in scripts[0]
+    assert evil not in html and "<img" not in html
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    assert f"script-src &#39;sha256-{digest}&#39;" in html
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    # replot re-embeds the viewers from the saved results
+    (tmp_path / "index.html").unlink()
+    replotted = replot(tmp_path).read_text()
+    assert json.loads(data.search(replotted.split('id="maps"')[1])[1]) == maps
+    assert replotted.count('class="attnlab-viewer"') == 2

@@ -1,4 +1,4 @@
-"""The ``attnlab`` command line: ``report``, ``exp``, ``train``, ``resume``, ``sample``, ``bench``.
+"""The ``attnlab`` command line: ``report``, ``exp``, ``train``, ``resume``, ``sample``, ``bench``, ``viz``.
 
 Bad input (an unknown name, a bad option value, an out-of-range config) prints one line,
 ``attnlab: error: <message>``, to stderr and exits with status 2; an experiment that fails inside a report
@@ -71,7 +71,7 @@ def _dispatch(argv: list[str]) -> int:
     parser = _build_parser()
     args, extras = parser.parse_known_args(argv)
     if args.command is None:
-        raise UsageError("a command is required: report, exp, train, resume, sample or bench (see attnlab --help)")
+        raise UsageError("a command is required: report, exp, train, resume, sample, bench or viz (see attnlab --help)")
     if args.command == "exp":
         return _cmd_exp(args, argv[argv.index("exp") + 1 :])
     if args.command == "train":
@@ -84,6 +84,8 @@ def _dispatch(argv: list[str]) -> int:
         return _cmd_resume(args)
     if args.command == "sample":
         return _cmd_sample(args)
+    if args.command == "viz":
+        return _cmd_viz(args)
     return _cmd_bench(args)
 
 
@@ -114,16 +116,19 @@ def _build_parser() -> _Parser:
     exp.add_argument("--out")
 
     # Stage one of `train`: only MODEL; the run config's options are parsed in stage two.
-    train = sub.add_parser("train", help="train a model (gpt) from scratch", add_help=False, allow_abbrev=False)
+    train = sub.add_parser(
+        "train", help="train a model (gpt or seq2seq) from scratch", add_help=False, allow_abbrev=False
+    )
     train.add_argument("model", nargs="?", metavar="MODEL")
     train.add_argument("-h", "--help", action="store_true")
 
     resume = sub.add_parser("resume", help="continue a killed or stopped training run from its last checkpoint")
     resume.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
-    sample = sub.add_parser("sample", help="generate text from a GPT checkpoint")
+    sample = sub.add_parser("sample", help="generate text from a GPT checkpoint, or translate with a seq2seq one")
     sample.add_argument("ckpt", metavar="CKPT", help="a ckpt.safetensors file or its run folder")
-    sample.add_argument("--prompt", default="\n", help="default: a newline")
+    sample.add_argument("--prompt", default="\n", help="default: a newline; seq2seq: the sentence to translate")
+    sample.add_argument("--beam", type=int, metavar="N", help="seq2seq only: beam search of width N (default: greedy)")
     sample.add_argument("--max-new-tokens", type=int, default=500)
     sample.add_argument("--temperature", type=float, default=0.8)
     sample.add_argument("--top-k", type=int, default=200)
@@ -134,6 +139,16 @@ def _build_parser() -> _Parser:
     bench.add_argument("names", nargs="*", metavar="NAME", help="default: all")
     bench.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
     bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="default: runs/bench")
+
+    viz = sub.add_parser("viz", help="write a standalone attention viewer (one HTML file) for a sentence")
+    viz.add_argument("sentence", metavar="SENTENCE")
+    viz.add_argument(
+        "--model",
+        default="minilm",
+        metavar="minilm|CKPT",
+        help="minilm (all-MiniLM-L6-v2, the default) or a GPT or seq2seq checkpoint (a file or its run folder)",
+    )
+    viz.add_argument("--out", type=Path, default=Path("attention.html"), help="default: attention.html")
     return parser
 
 
@@ -297,28 +312,54 @@ _USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
 
 
 def _cmd_train(args: argparse.Namespace, train_argv: list[str]) -> int:
-    from attnlab.train.gpt import GPTRunConfig, prepare_gpt
-
-    if args.model != "gpt":
+    if args.model not in ("gpt", "seq2seq"):
         if args.model is None and args.help:
-            print(f"usage: {PROG} train gpt [--FIELD VALUE ...]   (see: {PROG} train gpt --help)")
+            print(f"usage: {PROG} train gpt|seq2seq [--FIELD VALUE ...]   (see: {PROG} train MODEL --help)")
             return 0
-        raise UsageError(f"train: expected a model among gpt; got {args.model!r}")
-    parser = _Parser(prog=f"{PROG} train gpt", description="Train a char-level GPT (nanoGPT's CPU recipe by default).")
+        raise UsageError(f"train: expected a model among gpt, seq2seq; got {args.model!r}")
+    if args.model == "gpt":
+        from attnlab.train.gpt import GPTRunConfig as config_cls
+        from attnlab.train.gpt import prepare_gpt as prepare
+
+        description = "Train a char-level GPT (nanoGPT's CPU recipe by default)."
+    else:
+        from attnlab.train.seq2seq import Seq2SeqRunConfig as config_cls
+        from attnlab.train.seq2seq import prepare_seq2seq as prepare
+
+        description = (
+            "Train an RNN encoder-decoder (bidirectional GRU, Bahdanau attention by default) on a synthetic task "
+            "(copy, reverse, dates), German-English sentences (--task de-en) or a TSV of pairs (--pairs FILE); "
+            "then evaluate it on the test split (exact match; BLEU and chrF for sentences)."
+        )
+    parser = _Parser(prog=f"{PROG} train {args.model}", description=description)
     parser.add_argument("model", help=argparse.SUPPRESS)
-    fields = _add_field_options(parser, GPTRunConfig)
+    fields = _add_field_options(parser, config_cls)
     try:
-        run = GPTRunConfig(**_field_values(parser.parse_args(train_argv), GPTRunConfig, fields))
-        trainer = prepare_gpt(run)
+        run = config_cls(**_field_values(parser.parse_args(train_argv), config_cls, fields))
+        trainer = prepare(run)
     except _USER_ERRORS as exc:
         raise UsageError(str(exc)) from exc
     return _report_training(trainer.fit(), run.out)
 
 
-def _cmd_resume(args: argparse.Namespace) -> int:
-    from attnlab.train.gpt import prepare_resume
+def _run_kind(ckpt: str | Path) -> str:
+    """``"gpt"`` or ``"seq2seq"``: the kind of run in a checkpoint (a file or its run folder), from its JSON state."""
+    from attnlab.train import CKPT_NAME, CheckpointError, read_checkpoint
 
+    path = Path(ckpt)
+    path = path / CKPT_NAME if path.is_dir() else path
+    kind = read_checkpoint(path)[0]["state"].get("kind")
+    if kind not in ("gpt", "seq2seq"):
+        raise CheckpointError(f"checkpoint: {path} holds a run of unknown kind {kind!r} (expected gpt or seq2seq)")
+    return kind
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
     try:
+        if _run_kind(args.run_dir / "ckpt.safetensors") == "gpt":
+            from attnlab.train.gpt import prepare_resume
+        else:
+            from attnlab.train.seq2seq import prepare_seq2seq_resume as prepare_resume
         trainer = prepare_resume(str(args.run_dir))
     except _USER_ERRORS as exc:
         raise UsageError(str(exc)) from exc
@@ -335,6 +376,12 @@ def _report_training(result: dict[str, Any], out: str) -> int:
     loss = result["last_train_loss"]
     loss_text = "n/a" if loss is None else f"{loss:.4f}"
     print(f"iter {result['iter']}: train loss {loss_text}{val} ({result['seconds']:.1f} s)")
+    test = result.get("test") or {}  # seq2seq: the test split, greedy and with beam search
+    for search in ("greedy", "beam"):
+        if search in test:
+            name = search if search == "greedy" else f"beam {test['beam_size']}"
+            scores = ", ".join(f"{k} {v:.4f}" if k == "accuracy" else f"{k} {v:.2f}" for k, v in test[search].items())
+            print(f"test ({test['n']} pairs, {name}): {scores}")
     print(f"checkpoint: {Path(out) / 'ckpt.safetensors'}")
     return 0
 
@@ -343,19 +390,36 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from attnlab.train.gpt import sample_gpt
 
     try:
-        text = sample_gpt(
-            args.ckpt,
-            args.prompt,
-            args.max_new_tokens,
-            args.temperature,
-            None if args.top_k <= 0 else args.top_k,
-            args.seed,
-            use_cache=not args.no_cache,
-        )
+        if _run_kind(args.ckpt) == "seq2seq":
+            text = _translate(args.ckpt, args.prompt, 1 if args.beam is None else args.beam)
+        elif args.beam is not None:
+            raise ValueError(f"--beam: beam search is for seq2seq checkpoints; {args.ckpt} is a GPT checkpoint")
+        else:
+            text = sample_gpt(
+                args.ckpt,
+                args.prompt,
+                args.max_new_tokens,
+                args.temperature,
+                None if args.top_k <= 0 else args.top_k,
+                args.seed,
+                use_cache=not args.no_cache,
+            )
     except _USER_ERRORS as exc:
         raise UsageError(str(exc)) from exc
     print(text)
     return 0
+
+
+def _translate(ckpt: str, prompt: str, beam: int) -> str:
+    """The translation of ``prompt`` by a seq2seq checkpoint (greedy for ``beam`` 1, else beam search)."""
+    from attnlab.train.seq2seq import load_seq2seq, translate
+
+    if beam < 1:
+        raise ValueError(f"--beam: expected an integer >= 1, got {beam}")
+    model, src_vocab, tgt_vocab, run = load_seq2seq(ckpt)
+    if not prompt.strip():
+        raise ValueError('prompt: expected a sentence to translate (--prompt "..."), got an empty one')
+    return translate(model, src_vocab, tgt_vocab, [prompt], beam, chars=run.chars)[0].text
 
 
 # -------------------------------------------------------------------------------------------------- bench
@@ -373,7 +437,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     selected = args.names or defaults
     args.out.mkdir(parents=True, exist_ok=True)
     for name in selected:
-        result = bench.run(name, quick=args.quick)
+        try:
+            result = bench.run(name, quick=args.quick)
+        except ImportError as exc:  # a reference (e.g. transformers for `encoder`) is not installed
+            if args.names:
+                raise UsageError(str(exc)) from exc
+            print(f"skipped {name}: {exc}\n", file=sys.stderr)
+            continue
         print(bench.to_markdown(name, result))
         print()
         write_json(args.out / f"{name}.json", result)
@@ -387,3 +457,19 @@ def _bench_registry() -> Any:
     if not all(hasattr(module, attr) for attr in ("names", "run", "to_markdown")):
         raise UsageError("bench: the benchmark registry attnlab.bench is not available in this install")
     return module
+
+
+# ---------------------------------------------------------------------------------------------------- viz
+
+
+def _cmd_viz(args: argparse.Namespace) -> int:
+    from attnlab.report.viewer import AttentionView
+    from attnlab.report.viz import sentence_payloads
+
+    try:
+        payloads = sentence_payloads(args.sentence, args.model)
+    except _USER_ERRORS as exc:  # an empty sentence, a missing or foreign checkpoint, untokenizable text
+        raise UsageError(str(exc)) from exc
+    path = AttentionView(payloads).save(args.out)
+    print(f"viewer: {path} ({len(payloads[0]['query_tokens'])} tokens)")
+    return 0

@@ -106,7 +106,20 @@ class GPT(nn.Module):
         """Logits at every position ``(B, T, V)`` (for evaluation without targets)."""
         return self._hidden(idx, None) @ self.wte.weight.t()  # (B, T, C) @ (C, V)
 
-    def _hidden(self, idx: Tensor, caches: list[KVCache] | None) -> Tensor:
+    def attention_weights(self, idx: Tensor) -> list[Tensor]:
+        """Each block's causal self-attention weights for idx ``(B, T)``: ``n_layer`` tensors ``(B, nh, T, T)``.
+
+        Row t of a head is ``softmax(q_t K^T / sqrt(hs))`` over positions ``<= t`` (zeros above the diagonal,
+        rows sum to 1), from the same forward pass as :meth:`logits`. In training mode the weights are those
+        after attention dropout; call it on a model in eval mode to see the model's attention.
+        """
+        weights: list[Tensor] = []
+        self._hidden(idx, None, weights)
+        return weights
+
+    def _hidden(self, idx: Tensor, caches: list[KVCache] | None, weights: list[Tensor] | None = None) -> Tensor:
+        """The final hidden states ``(B, T, C)``; each block's attention weights are appended to ``weights``
+        when it is a list (the slower path that materialises them)."""
         check_tensor("idx", idx)
         check_ndim("idx", idx, (2,), "(batch, time) of token ids")
         if idx.dtype not in (torch.int64, torch.int32):
@@ -120,8 +133,12 @@ class GPT(nn.Module):
                 f"idx: token ids must be in [0, {self.config.vocab_size}), got [{int(idx.min())}, {int(idx.max())}]"
             )
         x = self.drop(self.wpe(self.wte(idx), offset))  # (B, T, C)
+        need_weights = weights is not None
         for i, block in enumerate(self.blocks):
-            x, _ = block(x, is_causal=True, cache=None if caches is None else caches[i])  # (B, T, C)
+            cache = None if caches is None else caches[i]
+            x, w = block(x, is_causal=True, need_weights=need_weights, cache=cache)  # (B, T, C), (B, nh, T, S)
+            if need_weights:
+                weights.append(w)
         return self.ln_f(x)
 
     @torch.no_grad()

@@ -29,6 +29,7 @@ from typing import Any
 from attnlab import experiments
 from attnlab.experiments.base import ExperimentSpec, execute, write_figures
 from attnlab.fileio import read_json, write_json
+from attnlab.report.viewer import content_security_policy, viewer_assets, viewer_fragment
 
 TITLE = "Sequence Models & the Attention Mechanism: every claim, measured"
 
@@ -203,6 +204,7 @@ def _write_report(out: Path, entries: list[_Entry], meta: dict[str, Any]) -> Pat
 
 def _render(entries: list[_Entry], meta: dict[str, Any], summary: dict[str, Any]) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
+    from markupsafe import Markup
 
     env = Environment(
         loader=PackageLoader("attnlab.report", "templates"),
@@ -218,6 +220,7 @@ def _render(entries: list[_Entry], meta: dict[str, Any], summary: dict[str, Any]
         r = e.result or {}
         spec = e.spec
         badge_text, badge_class = ("error", "error") if e.error is not None else _BADGES[r.get("held")]
+        viewer, viewer_error = _viewer(e.name, r) if e.error is None else (None, None)
         sections.append(
             {
                 "name": e.name,
@@ -233,11 +236,39 @@ def _render(entries: list[_Entry], meta: dict[str, Any], summary: dict[str, Any]
                 "badge_class": badge_class,
                 "seconds": summary[e.name]["seconds"],
                 "figures": [_inline_svg(p, prefix=f"{e.name}--{p.stem}") for p in e.figures],
+                "viewer": viewer,
+                "viewer_error": viewer_error,
             }
         )
     badges = [text for text, _ in _BADGES.values()] + ["error"]
     counts = {text: sum(s["badge"] == text for s in sections) for text in badges}
-    return env.get_template("report.html.j2").render(meta=meta, sections=sections, counts=counts)
+    has_viewer = any(s["viewer"] is not None for s in sections)
+    page = {
+        # no fetch of any kind at view time; the only script allowed is the viewer's (by its hash)
+        "csp": content_security_policy(scripts=has_viewer),
+        "viewer_assets": {k: Markup(v) for k, v in viewer_assets().items()} if has_viewer else None,
+    }
+    return env.get_template("report.html.j2").render(meta=meta, sections=sections, counts=counts, page=page)
+
+
+def _viewer(name: str, result: dict[str, Any]) -> tuple[Any, str | None]:
+    """The section's attention viewer (markup, without the page-wide JS/CSS) when its result has
+    ``data["viewer"]`` (a list of :func:`attnlab.experiments.base.viewer_payload` maps); a malformed one gives
+    an error message for the section instead of failing the whole report."""
+    from markupsafe import Markup
+
+    data = result.get("data")
+    payloads = data.get("viewer") if isinstance(data, dict) else None
+    if payloads is None:
+        return None, None
+    try:
+        return Markup(viewer_fragment(payloads, element_id=f"attnlab-viewer-{_css_id(name)}")), None
+    except (TypeError, ValueError) as exc:
+        return None, _one_line(exc)
+
+
+def _css_id(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
 _PROLOG = re.compile(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<metadata>.*?</metadata>", re.DOTALL)
@@ -254,7 +285,7 @@ def _inline_svg(path: Path, prefix: str) -> dict[str, Any]:
     """
     from markupsafe import Markup
 
-    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", prefix) + "-"
+    prefix = _css_id(prefix) + "-"
     svg = _PROLOG.sub("", path.read_text(encoding="utf-8")).strip()
     ids = set(_ID.findall(svg))
     svg = _ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', svg)

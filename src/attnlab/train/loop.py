@@ -1,8 +1,10 @@
 """One model-agnostic training loop: AdamW, warm-up + cosine learning rate, gradient clipping, periodic
 evaluation, a progress bar with loss and tokens/s, atomic checkpoints, exact resume, and DDP under torchrun.
 
-The trainer knows nothing about the model: ``get_batch(split, generator) -> (x, y)`` supplies data and
-``model(x, y)`` must return an object with a ``.loss`` (as :class:`attnlab.models.GPTOutput` does).
+The trainer knows nothing about the model: ``get_batch(split, generator)`` supplies a batch, a tuple of any
+number of tensors (``(x, y)`` for the GPT, ``Batch(src, src_lengths, tgt_in, tgt_out)`` for seq2seq), and
+``model(*batch)`` must return an object with a ``.loss`` (as :class:`attnlab.models.GPTOutput` does). Tokens per
+second count the elements of the batch's first tensor (the inputs).
 
 Resume is exact: the checkpoint holds the weights, the optimizer state, the iteration, the data generator's
 state (per rank) and torch's RNG state (dropout); evaluation draws from its own generator, re-seeded at every
@@ -30,7 +32,7 @@ from attnlab.fileio import write_json
 from attnlab.train.checkpoint import load_checkpoint, save_checkpoint
 
 CKPT_NAME = "ckpt.safetensors"
-GetBatch = Callable[[str, torch.Generator], tuple[Tensor, Tensor]]
+GetBatch = Callable[[str, torch.Generator], tuple[Tensor, ...]]
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Trainer:
         self.elapsed = 0.0
         self.tokens = 0
         self.last_loss: float | None = None
+        self.result: dict[str, Any] | None = None  # what the last fit() returned
         self.gen = torch.Generator().manual_seed(cfg.seed + self.rank)  # the training data stream, per rank
         torch.manual_seed(cfg.seed)  # dropout
 
@@ -194,16 +197,17 @@ class Trainer:
         model.train(was_training)
         return out
 
-    def _to_device(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        return tuple(t.to(self.device, non_blocking=True) for t in batch)  # type: ignore[return-value]
+    def _to_device(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return tuple(t.to(self.device, non_blocking=True) for t in batch)
 
-    def step(self, x: Tensor, y: Tensor) -> float:
-        """One optimisation step at the current iteration's learning rate; returns the loss."""
+    def step(self, *batch: Tensor) -> float:
+        """One optimisation step on ``batch`` (the model's positional inputs, e.g. ``x, y``) at the current
+        iteration's learning rate; returns the loss."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.learning_rate(self.iter)
         use_bf16 = self.device.startswith("cuda") and torch.cuda.is_bf16_supported()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = self.model(x, y).loss
+            loss = self.model(*batch).loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
@@ -218,11 +222,12 @@ class Trainer:
         bar = tqdm(total=self.cfg.max_iters, initial=self.iter, disable=not self.progress or self.rank != 0)
         while self.iter < end:
             t0 = time.perf_counter()
-            x, y = self._to_device(self.get_batch("train", self.gen))
-            self.last_loss = self.step(x, y)
+            batch = self._to_device(self.get_batch("train", self.gen))
+            self.last_loss = self.step(*batch)
+            n_tokens = batch[0].numel() * self.world  # the inputs' elements, over all ranks
             dt = time.perf_counter() - t0
             self.elapsed += dt
-            self.tokens += x.numel() * self.world
+            self.tokens += n_tokens
             self.iter += 1
             evaluate_now = self.iter % self.cfg.eval_interval == 0 or self.iter == self.cfg.max_iters
             if evaluate_now and self.rank == 0:
@@ -232,7 +237,7 @@ class Trainer:
             if self.iter % self.cfg.ckpt_interval == 0 or self.iter == end:
                 self.save()
             bar.update()
-            bar.set_description(f"loss {self.last_loss:.4f} | {x.numel() * self.world / max(dt, 1e-9):,.0f} tok/s")
+            bar.set_description(f"loss {self.last_loss:.4f} | {n_tokens / max(dt, 1e-9):,.0f} tok/s")
         bar.close()
         result = {
             "iter": self.iter,
@@ -243,6 +248,7 @@ class Trainer:
             "tokens_per_second": round(self.tokens / self.elapsed, 1) if self.elapsed else None,
             "world": self.world,
         }
+        self.result = result
         if self.rank == 0:
             write_json(self.run_dir / "results.json", result)
         if self.world > 1:
