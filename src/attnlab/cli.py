@@ -343,15 +343,9 @@ def _cmd_train(args: argparse.Namespace, train_argv: list[str]) -> int:
 
 
 def _run_kind(ckpt: str | Path) -> str:
-    """``"gpt"`` or ``"seq2seq"``: the kind of run in a checkpoint (a file or its run folder), from its JSON state."""
-    from attnlab.train import CKPT_NAME, CheckpointError, read_checkpoint
+    from attnlab.train import run_kind
 
-    path = Path(ckpt)
-    path = path / CKPT_NAME if path.is_dir() else path
-    kind = read_checkpoint(path)[0]["state"].get("kind")
-    if kind not in ("gpt", "seq2seq"):
-        raise CheckpointError(f"checkpoint: {path} holds a run of unknown kind {kind!r} (expected gpt or seq2seq)")
-    return kind
+    return run_kind(ckpt)[0]
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:

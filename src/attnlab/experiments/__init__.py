@@ -14,7 +14,10 @@ _MODULES = {
     # 3.1 recurrence and its limits
     "vanishing-gradients": "vanishing_gradients",
     "long-range": "long_range",
+    "bottleneck": "bottleneck",
     # 3.2 attention
+    "alignment": "alignment",
+    "gradient-paths": "gradient_paths",
     "dictionary-lookup": "dictionary_lookup",
     # 3.3 scaled dot-product and multi-head attention
     "scaling": "scaling",

@@ -41,20 +41,14 @@ def sentence_payloads(sentence: str, model: str | os.PathLike[str] = MINILM) -> 
 
 def checkpoint_kind(ckpt: str | os.PathLike[str]) -> tuple[str, Path]:
     """``("gpt" | "seq2seq", path of the .safetensors file)`` for a checkpoint file or the run folder holding it."""
-    from attnlab.train import CKPT_NAME, CheckpointError, read_checkpoint
+    from attnlab.train import CKPT_NAME, run_kind
 
     path = Path(ckpt)
-    if path.is_dir():
-        path = path / CKPT_NAME
-    if not path.is_file():
+    if not (path / CKPT_NAME if path.is_dir() else path).is_file():
         raise FileNotFoundError(
             f"model: expected {MINILM!r} or a checkpoint (a {CKPT_NAME} file or its run folder); no such file: {path}"
         )
-    meta, _ = read_checkpoint(path)
-    kind = meta["state"].get("kind")
-    if kind not in ("gpt", "seq2seq"):
-        raise CheckpointError(f"checkpoint: {path} holds a run of unknown kind {kind!r} (expected gpt or seq2seq)")
-    return kind, path
+    return run_kind(path)
 
 
 def minilm_payload(sentence: str) -> dict[str, Any]:
