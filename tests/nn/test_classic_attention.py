@@ -186,3 +186,19 @@ def test_forward_errors_name_the_argument(module):
     m.backward_mode = "numeric"
     with pytest.raises(ValueError, match=r"^backward: expected one of"):
         m(q, k)
+
+
+def test_additive_projected_keys_equal_projecting_at_every_call():
+    torch.manual_seed(0)
+    attn = AdditiveAttention(5, 7, 6).double()
+    q, keys = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 4, 7, dtype=torch.float64)
+    mask = torch.tensor([[True] * 4, [True, True, False, False], [True, False, False, False]])
+    want = attn(q, keys, key_mask=mask)
+    got = attn(q, keys, key_mask=mask, projected_keys=attn.project_keys(keys))
+    torch.testing.assert_close(got.output, want.output, rtol=0, atol=1e-12)
+    torch.testing.assert_close(got.weights, want.weights, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="projected_keys: expected shape"):
+        attn(q, keys, projected_keys=torch.randn(3, 4, 5, dtype=torch.float64))
+    attn.backward_mode = "manual"
+    with pytest.raises(ValueError, match="projected_keys: only with backward='autograd'"):
+        attn(q, keys, projected_keys=attn.project_keys(keys))

@@ -89,16 +89,20 @@ def concat_scores(query: Tensor, keys: Tensor, W_a: Tensor, v_a: Tensor) -> Tens
     return scores.squeeze(1) if single else scores
 
 
-def additive_hidden(q: Tensor, keys: Tensor, W: Tensor, U: Tensor, b: Tensor | None = None) -> Tensor:
+def additive_hidden(
+    q: Tensor, keys: Tensor, W: Tensor, U: Tensor, b: Tensor | None = None, u_k: Tensor | None = None
+) -> Tensor:
     """``tanh(W q_t + U k_j + b)`` for every step t and key j: ``(B, T, S, A)`` from ``q`` ``(B, T, Dq)``.
 
     ``U k_j`` is computed once per key and shared by the T steps (Bahdanau's appendix A.1.2 precomputes it
-    the same way). Unchecked: the public functions check first.
+    the same way); ``u_k`` ``(B, S, A)`` passes it in when a decoder has computed it once for all its steps.
+    Unchecked: the public functions check first.
     """
     w_q = q @ W.T  # (B, T, Dq) @ (Dq, A) -> (B, T, A): W s_{i-1}
     if b is not None:
         w_q = w_q + b
-    u_k = keys @ U.T  # (B, S, Dk) @ (Dk, A) -> (B, S, A): U h_j
+    if u_k is None:
+        u_k = keys @ U.T  # (B, S, Dk) @ (Dk, A) -> (B, S, A): U h_j
     return torch.tanh(w_q.unsqueeze(2) + u_k.unsqueeze(1))  # (B, T, 1, A) + (B, 1, S, A) -> (B, T, S, A)
 
 
@@ -144,14 +148,23 @@ def additive_attention(
     b: Tensor | None = None,
     *,
     key_mask: Tensor | None = None,
+    projected_keys: Tensor | None = None,
 ) -> AttentionOutput:
     """Bahdanau attention: ``e_j = v^T tanh(W q + U k_j + b)``, ``alpha = softmax(e)``, ``c = sum_j alpha_j v_j``.
 
-    ``values`` None means the keys. Returns ``AttentionOutput(context, weights)`` (see the module docstring).
+    ``values`` None means the keys. ``projected_keys`` ``(B, S, A)``: ``U k_j`` computed once by the caller
+    (``keys @ U.T``) and reused at every decoder step; it must be exactly that. Returns
+    ``AttentionOutput(context, weights)`` (see the module docstring).
     """
     q, values, mask, single = check_attention_inputs(query, keys, values, key_mask)
     _check_additive_params(q, keys, W, U, v, b)
-    scores = additive_hidden(q, keys, W, U, b) @ v  # eq. (6) Bahdanau 2015: (B, T, S, A) @ (A,) -> (B, T, S)
+    if projected_keys is not None:
+        expected = (*keys.shape[:-1], U.shape[0])
+        if tuple(projected_keys.shape) != expected:
+            raise ValueError(
+                f"projected_keys: expected shape {expected} (keys @ U.T), got {tuple(projected_keys.shape)}"
+            )
+    scores = additive_hidden(q, keys, W, U, b, projected_keys) @ v  # eq. (6) Bahdanau 2015: (B, T, S, A) @ (A,)
     out = _attend(scores, values, mask)
     return _squeeze(out) if single else out
 

@@ -153,7 +153,8 @@ class Decoded(NamedTuple):
 
 class _Context(NamedTuple):
     """What every decoder step reads, per row (batch or batch x beam): memory ``(B, S, 2H)`` (the values); keys
-    ``(B, S, Dk)`` (the memory, or its two directions summed for luong-dot); key_mask ``(B, S)``; the fixed vector
+    ``(B, S, Dk)`` (the memory, its two directions summed for luong-dot, or ``U h_j`` ``(B, S, A)`` for bahdanau,
+    projected once for all steps); key_mask ``(B, S)``; the fixed vector
     ``(B, 2H)``."""
 
     memory: Tensor
@@ -255,6 +256,8 @@ class Seq2Seq(nn.Module):
         H = self.cfg.hidden
         # luong-dot: hbar_s = h_s^fwd + h_s^bwd, (B, S, H), no parameters; the others: the memory (B, S, 2H)
         keys = memory[..., :H] + memory[..., H:] if self.cfg.attention == "luong-dot" else memory
+        if self.cfg.attention == "bahdanau":  # U h_j once per source, not at every decoder step: (B, S, A)
+            keys = self.attention.project_keys(memory)
         # The fixed vector from the memory: forward half at the last real position, backward half at position 0
         # (equal to the top layer's final states, since the layer runs with lengths=).
         last = key_mask.sum(1) - 1  # (B,)
@@ -280,7 +283,7 @@ class Seq2Seq(nn.Module):
         s_prev = state.h[0] if self.lstm else state.h  # (B, H)
         if self.attention is not None:
             # eq. (5)-(6) Bahdanau 2015: e_ij = v^T tanh(W s_{i-1} + U h_j), c_i = sum_j a_ij h_j: (B, 2H)
-            c, weights = self.attention(s_prev, ctx.memory, key_mask=ctx.key_mask)
+            c, weights = self.attention(s_prev, ctx.memory, key_mask=ctx.key_mask, projected_keys=ctx.keys)
         else:
             c, weights = ctx.fixed, None  # Cho et al. 2014: the same fixed vector c at every step
         h = self.cell(torch.cat([y_emb, c], dim=-1), state.h)  # §3.1 Bahdanau 2015: s_i = f(s_{i-1}, y_{i-1}, c_i)

@@ -98,14 +98,38 @@ class AdditiveAttention(nn.Module):
         if self.b is not None:
             nn.init.zeros_(self.b)
 
+    def project_keys(self, keys: Tensor) -> Tensor:
+        """``U h_j`` for every key: ``(B, S, Dk)`` -> ``(B, S, A)``. A decoder computes it once per source and
+        passes it to every step's :meth:`forward` as ``projected_keys`` (Bahdanau's appendix A.1.2)."""
+        check_tensor("keys", keys)
+        check_ndim("keys", keys, (3,), "(B, S, Dk)")
+        if keys.shape[-1] != self.key_size:
+            raise ValueError(f"keys: expected last dim key_size={self.key_size}, got shape {shape_str(keys)}")
+        return keys @ self.U.T  # (B, S, Dk) @ (Dk, A) -> (B, S, A)
+
     def forward(
-        self, query: Tensor, keys: Tensor, values: Tensor | None = None, *, key_mask: Tensor | None = None
+        self,
+        query: Tensor,
+        keys: Tensor,
+        values: Tensor | None = None,
+        *,
+        key_mask: Tensor | None = None,
+        projected_keys: Tensor | None = None,
     ) -> AttentionOutput:
-        """``query`` ``(B, Dq)`` = ``s_{i-1}`` or ``(B, T, Dq)``; ``keys`` ``(B, S, Dk)`` = ``h_j``; see the module."""
+        """``query`` ``(B, Dq)`` = ``s_{i-1}`` or ``(B, T, Dq)``; ``keys`` ``(B, S, Dk)`` = ``h_j``; see the module.
+
+        ``projected_keys``: :meth:`project_keys` of these keys, computed once and reused across decoder steps
+        (autograd backward only)."""
         _check_sizes(query, keys, self.query_size, self.key_size)
-        by_hand = _check_backward(self.backward_mode) == "manual"
-        attention = manual.additive_attention_manual if by_hand else fs.additive_attention
-        return attention(query, keys, values, self.W, self.U, self.v, self.b, key_mask=key_mask)
+        if _check_backward(self.backward_mode) == "manual":
+            if projected_keys is not None:
+                raise ValueError("projected_keys: only with backward='autograd' (the manual backward projects itself)")
+            return manual.additive_attention_manual(
+                query, keys, values, self.W, self.U, self.v, self.b, key_mask=key_mask
+            )
+        return fs.additive_attention(
+            query, keys, values, self.W, self.U, self.v, self.b, key_mask=key_mask, projected_keys=projected_keys
+        )
 
     def extra_repr(self) -> str:
         return (
