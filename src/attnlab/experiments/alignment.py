@@ -44,23 +44,22 @@ from attnlab._checks import resolve_device
 from attnlab.data.seq2seq import (
     DATE_FORMATS,
     DE_EN_PATH,
-    CorpusNotFoundError,
     Vocab,
     date_pairs,
-    load_de_en,
     make_batch,
-    split_pairs,
 )
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, viewer_payload
 from attnlab.experiments.seq2seq_common import (
     check_ints,
     check_positive,
+    de_en_data,
     greedy_scores,
+    model_config,
     one_thread,
     train_model,
 )
-from attnlab.models.seq2seq import ATTENTIONS, Seq2Seq, Seq2SeqConfig
-from attnlab.train.seq2seq import Seq2SeqData, batch_sampler, build_vocabs, evaluate, translate
+from attnlab.models.seq2seq import ATTENTIONS, Seq2Seq
+from attnlab.train.seq2seq import batch_sampler, evaluate, translate
 
 FIELDS = ("year", "month", "day")
 ISO_FIELDS = ("year",) * 4 + (None,) + ("month",) * 2 + (None,) + ("day",) * 2  # the field of each YYYY-MM-DD char
@@ -209,9 +208,7 @@ def _dates(cfg: Config, device: str) -> dict[str, Any]:
         return make_batch(date_pairs(cfg.batch_size, gen), src_vocab, tgt_vocab)
 
     torch.manual_seed(cfg.seed)
-    model_cfg = Seq2SeqConfig(
-        len(src_vocab), len(tgt_vocab), emb=cfg.emb, hidden=cfg.hidden, cell=cfg.cell, attention=cfg.attention
-    )
+    model_cfg = model_config(cfg.attention, cfg.hidden, len(src_vocab), len(tgt_vocab), cfg.emb, cfg.cell)
     model = Seq2Seq(model_cfg).to(device)
     fit = train_model(
         model, get_batch, steps=cfg.train_steps, lr=cfg.lr, seed=cfg.seed, device=device, grad_clip=cfg.grad_clip
@@ -272,21 +269,13 @@ def _dates(cfg: Config, device: str) -> dict[str, Any]:
 def _de_en(cfg: Config, device: str) -> dict[str, Any]:
     if not cfg.de_en:
         return {"status": "skipped", "note": "not run in this profile (--de-en true, or the full profile, runs it)"}
-    try:
-        pairs = load_de_en(cfg.de_en_path, cfg.de_en_max_len)
-    except CorpusNotFoundError as err:
-        return {"status": "missing", "note": str(err)}
-    data = Seq2SeqData(*split_pairs(pairs, seed=cfg.seed))
-    src_vocab, tgt_vocab = build_vocabs(data.train, cfg.de_en_min_freq)
+    loaded = de_en_data(cfg.de_en_path, cfg.de_en_max_len, cfg.de_en_min_freq, cfg.seed)
+    if isinstance(loaded, dict):
+        return loaded
+    data, src_vocab, tgt_vocab = loaded
     torch.manual_seed(cfg.seed)
-    model_cfg = Seq2SeqConfig(
-        len(src_vocab),
-        len(tgt_vocab),
-        emb=cfg.de_en_emb,
-        hidden=cfg.de_en_hidden,
-        cell=cfg.cell,
-        attention=cfg.attention,
-        dropout=cfg.de_en_dropout,
+    model_cfg = model_config(
+        cfg.attention, cfg.de_en_hidden, len(src_vocab), len(tgt_vocab), cfg.de_en_emb, cfg.cell, cfg.de_en_dropout
     )
     model = Seq2Seq(model_cfg).to(device)
     fit = train_model(
@@ -316,7 +305,7 @@ def _de_en(cfg: Config, device: str) -> dict[str, Any]:
         "bleu": ev["bleu"],
         "chrf": ev["chrf"],
         "params": model.num_parameters(),
-        "pairs": len(pairs),
+        "pairs": sum(map(len, data)),  # train + valid + test: the whole corpus
         "history": fit["history"],
         "train_seconds": fit["seconds"],
         "viewer": viewer,

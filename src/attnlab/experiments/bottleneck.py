@@ -58,13 +58,10 @@ import torch
 from attnlab._checks import resolve_device
 from attnlab.data.seq2seq import (
     DE_EN_PATH,
-    CorpusNotFoundError,
     copy_pairs,
     detokenize,
-    load_de_en,
     make_batch,
     reverse_pairs,
-    split_pairs,
 )
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.experiments.seq2seq_common import (
@@ -72,6 +69,7 @@ from attnlab.experiments.seq2seq_common import (
     check_fractions,
     check_ints,
     check_positive,
+    de_en_data,
     greedy_scores,
     model_config,
     one_thread,
@@ -80,7 +78,7 @@ from attnlab.experiments.seq2seq_common import (
     train_model,
 )
 from attnlab.models.seq2seq import Seq2Seq
-from attnlab.train.seq2seq import Seq2SeqData, batch_sampler, build_vocabs, evaluate
+from attnlab.train.seq2seq import batch_sampler, evaluate
 
 TASKS = ("reverse", "copy")
 NONE = "none"
@@ -280,14 +278,12 @@ def _bucket_edges(cfg: Config) -> list[tuple[int, int]]:
 def _de_en(cfg: Config, device: str) -> dict[str, Any]:
     if not cfg.de_en:
         return {"status": "skipped", "note": "not run in this profile (--de-en true, or the full profile, runs it)"}
-    try:
-        pairs = load_de_en(cfg.de_en_path, cfg.de_en_max_len)
-    except CorpusNotFoundError as err:
-        return {"status": "missing", "note": str(err)}
+    loaded = de_en_data(cfg.de_en_path, cfg.de_en_max_len, cfg.de_en_min_freq, cfg.seed)
+    if isinstance(loaded, dict):
+        return loaded
     import sacrebleu
 
-    data = Seq2SeqData(*split_pairs(pairs, seed=cfg.seed))
-    src_vocab, tgt_vocab = build_vocabs(data.train, cfg.de_en_min_freq)
+    data, src_vocab, tgt_vocab = loaded
     get_batch = batch_sampler(data, src_vocab, tgt_vocab, cfg.de_en_batch)
     buckets = _bucket_edges(cfg)
     in_bucket = [[i for i, p in enumerate(data.test) if lo <= len(p.src) <= hi] for lo, hi in buckets]
@@ -336,7 +332,7 @@ def _de_en(cfg: Config, device: str) -> dict[str, Any]:
     return {
         "status": "measured",
         "note": "",
-        "pairs": len(pairs),
+        "pairs": sum(map(len, data)),  # train + valid + test: the whole corpus
         "split": [len(data.train), len(data.valid), len(data.test)],
         "vocab": [len(src_vocab), len(tgt_vocab)],
         "buckets": [f"{lo}-{hi}" for lo, hi in buckets],

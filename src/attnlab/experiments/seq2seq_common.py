@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from attnlab.data.seq2seq import Vocab, make_batch, symbol
+from attnlab.data.seq2seq import CorpusNotFoundError, Vocab, load_de_en, make_batch, split_pairs, symbol
 from attnlab.models.seq2seq import ATTENTIONS, Seq2Seq, Seq2SeqConfig
 from attnlab.train.loop import TrainConfig
-from attnlab.train.seq2seq import fit
+from attnlab.train.seq2seq import Seq2SeqData, build_vocabs, fit
 
 MAX_HIDDEN = 4096  # the equal-parameter search gives up beyond this hidden size
 
@@ -77,6 +77,17 @@ def one_thread() -> Iterator[None]:
 def symbol_vocab(n_symbols: int) -> Vocab:
     """The vocabulary of the copy/reverse tasks: the 4 special tokens and the ``n_symbols`` symbols."""
     return Vocab.build([[symbol(i) for i in range(n_symbols)]])
+
+
+def de_en_data(path: str, max_len: int, min_freq: int, seed: int) -> tuple[Seq2SeqData, Vocab, Vocab] | dict:
+    """German -> English pairs split by ``seed`` with vocabularies built on the training split, or, when the
+    corpus is not installed, the ``{"status": "missing", "note": ...}`` an experiment reports instead."""
+    try:
+        pairs = load_de_en(path, max_len)
+    except CorpusNotFoundError as err:
+        return {"status": "missing", "note": str(err)}
+    data = Seq2SeqData(*split_pairs(pairs, seed=seed))
+    return (data, *build_vocabs(data.train, min_freq))
 
 
 def model_config(
