@@ -15,6 +15,7 @@ import attnlab
 from attnlab import cli, experiments
 from attnlab.cli import main
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
+from cli_helpers import one_line_error
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,6 @@ def fake(monkeypatch):
     monkeypatch.setattr(experiments, "_MODULES", {"fake": "_fake_cli"})
     seen_configs.clear()
     return spec
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("attnlab: error: ")
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import pytest
 from attnlab.cli import main
 from attnlab.train import read_checkpoint
 from attnlab.train.seq2seq import load_seq2seq, translate
+from cli_helpers import one_line_error
 
 TINY = [
     "--task", "reverse", "--min-len", "2", "--max-len", "6", "--n-symbols", "6", "--n-train", "2000", "--n-test", "32",
@@ -22,14 +23,6 @@ TINY = [
 ]  # fmt: skip
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("attnlab: error: ")
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.fixture(scope="module")

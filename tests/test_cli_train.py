@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 from attnlab.cli import main
 from attnlab.train import read_checkpoint
+from cli_helpers import one_line_error
 
 WORDS = ["the", "king", "queen", "shall", "not", "love", "death", "night", "sweet", "good", "my", "lord"]
 TINY = [
@@ -29,14 +30,6 @@ def write_text(path: Path, n_lines: int = 120) -> Path:
     rnd = random.Random(0)
     path.write_text("\n".join(" ".join(rnd.choice(WORDS) for _ in range(6)) for _ in range(n_lines)) + "\n")
     return path
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("attnlab: error: ")
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.fixture(scope="module")
