@@ -5,24 +5,30 @@ import torch
 from torch.autograd import gradcheck
 
 import attnlab.nn as ann
+from attnlab.nn import lstm_bptt
 from attnlab.nn.loop import TimeMasks
 from attnlab.nn.lstm_bptt import _LSTMDirection
 
-T, B, H = 5, 3, 4
+T, B, I, H = 5, 3, 2, 4
 
 
 def _inputs(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     make = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
-    return make(T, B, 4 * H), make(B, H), make(B, H), make(4 * H, H)
+    return make(T, B, I), make(B, H), make(B, H), make(4 * H, I), make(4 * H), make(4 * H, H)
 
 
 @pytest.mark.parametrize("lengths", [None, [5, 2, 3], [3, 1, 2], [1, 1, 1]])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_gradcheck_direction(lengths, reverse):
-    def fn(xw, h0, c0, w_hh):
-        out, h, c = _LSTMDirection.apply(xw, h0, c0, w_hh, TimeMasks(lengths, T, xw.device), reverse)
-        return TimeMasks(lengths, T, xw.device).finish(out), h, c
+@pytest.mark.parametrize("block", [16, 2])
+def test_gradcheck_direction(lengths, reverse, block, monkeypatch):
+    """Both a single block and several (BLOCK=2 splits T=5 into 2+2+1 steps, and t_end < T leaves steps out)."""
+    monkeypatch.setattr(lstm_bptt, "BLOCK", block)
+
+    def fn(x, h0, c0, w_ih, b, w_hh):
+        masks = TimeMasks(lengths, T, x.device)
+        out, h, c = _LSTMDirection.apply(x, h0, c0, w_ih, b, w_hh, masks, reverse)
+        return masks.finish(out), h, c
 
     assert gradcheck(fn, _inputs())
 

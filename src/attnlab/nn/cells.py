@@ -99,8 +99,14 @@ class _CellBase(nn.Module):
         return x, tuple(states), batched
 
 
-def _linear_project(x: Tensor, weight_ih: Tensor, bias: Tensor | None) -> Tensor:
-    return F.linear(x, weight_ih, bias)  # (..., I) @ (I, G*H) -> (..., G*H)
+def fold_bias(bias_ih: Tensor | None, bias_hh: Tensor | None) -> Tensor | None:
+    """b_ih + b_hh: for RNN and LSTM cells both biases fold into the hoisted input projection."""
+    return None if bias_ih is None else bias_ih + bias_hh
+
+
+def _project_folded(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None) -> Tensor:
+    """W_ih x + b_ih + b_hh."""
+    return F.linear(x, weight_ih, fold_bias(bias_ih, bias_hh))  # (..., I) @ (I, G*H) -> (..., G*H)
 
 
 class RNNCell(_CellBase):
@@ -132,11 +138,7 @@ class RNNCell(_CellBase):
         s = super().extra_repr()
         return s + (", nonlinearity='relu'" if self.nonlinearity == "relu" else "")
 
-    @staticmethod
-    def project(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None) -> Tensor:
-        """W_ih x + b_ih + b_hh: both biases fold into the hoisted input projection."""
-        bias = None if bias_ih is None else bias_ih + bias_hh
-        return _linear_project(x, weight_ih, bias)
+    project = staticmethod(_project_folded)
 
     @staticmethod
     def step(xw: Tensor, state: State, weight_hh_t: Tensor, bias_hh: Tensor | None, relu: bool = False) -> State:
@@ -172,10 +174,7 @@ class LSTMCell(_CellBase):
     GATES = 4
     N_STATES = 2
 
-    @staticmethod
-    def project(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None) -> Tensor:
-        bias = None if bias_ih is None else bias_ih + bias_hh
-        return _linear_project(x, weight_ih, bias)
+    project = staticmethod(_project_folded)
 
     @staticmethod
     def step(
@@ -220,7 +219,7 @@ class GRUCell(_CellBase):
     @staticmethod
     def project(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None) -> Tensor:
         """W_ih x + b_ih only: b_hn sits inside r * (W_hn h + b_hn) and cannot be folded in."""
-        return _linear_project(x, weight_ih, bias_ih)
+        return F.linear(x, weight_ih, bias_ih)  # (..., I) @ (I, 3H) -> (..., 3H)
 
     @staticmethod
     def step(xw: Tensor, state: State, weight_hh_t: Tensor, bias_hh: Tensor | None) -> State:

@@ -42,7 +42,7 @@ from attnlab._checks import (
     check_same_dtype_device,
     check_tensor,
 )
-from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell, uniform_reset
+from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell, fold_bias, uniform_reset
 from attnlab.nn.loop import StepFn, run_direction
 from attnlab.nn.lstm_bptt import lstm_direction
 
@@ -155,9 +155,11 @@ class _RecurrentBase(nn.Module):
     def _make_step(self, weight_hh: Tensor, bias_hh: Tensor | None, weight_hr: Tensor | None) -> StepFn:
         return functools.partial(self.CELL.step, weight_hh_t=weight_hh.t(), bias_hh=bias_hh)
 
-    def _run_direction(self, xw, state, weight_hh, bias_hh, weight_hr, lengths, reverse):
-        """One direction of one layer: ``(T, B, G*H)`` projections -> ``(T, B, H_out)`` outputs, final state."""
-        return run_direction(self._make_step(weight_hh, bias_hh, weight_hr), xw, state, lengths, reverse)
+    def _direction(self, x, state, weights, lengths, reverse):
+        """One direction of one layer: inputs ``(T, B, I)`` -> outputs ``(T, B, H_out)`` and the final state."""
+        w_ih, w_hh, b_ih, b_hh, w_hr = weights
+        xw = self.CELL.project(x, w_ih, b_ih, b_hh)  # (T, B, G*H): one matmul for all steps
+        return run_direction(self._make_step(w_hh, b_hh, w_hr), xw, state, lengths, reverse)
 
     # --- forward ------------------------------------------------------------------------------------
     def _check_state(self, name: str, s: object, x: Tensor, batched: bool, size: int) -> Tensor:
@@ -224,10 +226,8 @@ class _RecurrentBase(nn.Module):
         for layer in range(self.num_layers):
             outs = []
             for d in range(D):
-                w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, d)
-                xw = self.CELL.project(layer_in, w_ih, b_ih, b_hh)  # (T, B, G*H): one matmul for all steps
                 state = tuple(s[layer * D + d] for s in states0)  # each (B, ·)
-                out, state = self._run_direction(xw, state, w_hh, b_hh, w_hr, lens, reverse=d == 1)
+                out, state = self._direction(layer_in, state, self._weights(layer, d), lens, reverse=d == 1)
                 outs.append(out)
                 for acc, s in zip(finals, state, strict=True):
                     acc.append(s)
@@ -337,10 +337,11 @@ class LSTM(_RecurrentBase):
             weight_hr_t=None if weight_hr is None else weight_hr.t(),
         )
 
-    def _run_direction(self, xw, state, weight_hh, bias_hh, weight_hr, lengths, reverse):
-        if self.use_hand_bptt and weight_hr is None:
-            return lstm_direction(xw, state, weight_hh, lengths, reverse)
-        return super()._run_direction(xw, state, weight_hh, bias_hh, weight_hr, lengths, reverse)
+    def _direction(self, x, state, weights, lengths, reverse):
+        w_ih, w_hh, b_ih, b_hh, w_hr = weights
+        if self.use_hand_bptt and w_hr is None:
+            return lstm_direction(x, state, w_ih, fold_bias(b_ih, b_hh), w_hh, lengths, reverse)
+        return super()._direction(x, state, weights, lengths, reverse)
 
 
 class GRU(_RecurrentBase):
