@@ -14,6 +14,7 @@ import ctypes
 import gc
 import os
 import platform
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -32,12 +33,14 @@ def median_seconds(fn: Callable[[], Any], min_run_time: float) -> float:
 def side_by_side(
     ours: Callable[[], Any], theirs: Callable[[], Any], min_run_time: float, rounds: int = 2
 ) -> tuple[float, float]:
-    """Medians of both, interleaved over ``rounds`` so drift on a shared machine hits both alike."""
+    """Medians of both, interleaved over ``rounds`` so drift on a shared machine hits both alike: each round
+    takes one median per side, and the result is the median of the rounds (the mean of the middle two for an
+    even count)."""
     a, b = [], []
     for _ in range(rounds):
         a.append(median_seconds(ours, min_run_time))
         b.append(median_seconds(theirs, min_run_time))
-    return sorted(a)[len(a) // 2], sorted(b)[len(b) // 2]
+    return statistics.median(a), statistics.median(b)
 
 
 def timing_row(t_ours: float, t_torch: float, **keys: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 _MODULES = {
     "rnn": "rnn",
+    "gemm": "gemm",
     "attention": "attention",
     "attention-memory": "attention_memory",
     "gpt": "gpt",

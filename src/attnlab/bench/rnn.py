@@ -47,13 +47,14 @@ def _train_step(m: torch.nn.Module, x: torch.Tensor):
 def run(*, quick: bool = False) -> dict[str, Any]:
     lengths = (32,) if quick else (32, 128, 512)
     min_time = 0.05 if quick else 0.6
+    rounds = 2 if quick else 3  # interleaved rounds per pair (median): these timings drift between rounds
     rows = []
     for kind in CELLS:
         ours, theirs = _pair(kind)
         for T in lengths:
             x = torch.randn(T, B, I, requires_grad=True)
             for mode, make in (("forward", _forward), ("forward+backward", _train_step)):
-                t_ours, t_torch = side_by_side(make(ours, x), make(theirs, x), min_time)
+                t_ours, t_torch = side_by_side(make(ours, x), make(theirs, x), min_time, rounds=rounds)
                 rows.append(timing_row(t_ours, t_torch, cell=kind, T=T, mode=mode))
     return {"shape": {"B": B, "I": I, "H": H}, "quick": quick, "machine": machine(), "rows": rows}
 

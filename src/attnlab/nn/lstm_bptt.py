@@ -42,11 +42,13 @@ from attnlab.nn.loop import TimeMasks
 BLOCK = 16
 
 
-def _tanh(x: Tensor, out: Tensor) -> Tensor:
-    """``tanh(x) = 2 sigmoid(2x) - 1`` into ``out``: ``torch.tanh`` runs at ~2.5 ns per float32 element on this
-    project's CPUs against ~0.25 for ``torch.sigmoid`` (1M elements, one thread). Scaling by 2 is exact; the
-    subtraction costs up to ~1 ulp of 1 in absolute error (6e-8 in float32) near 0."""
-    return torch.sigmoid(torch.mul(x, 2, out=out), out=out).mul_(2).sub_(1)
+def _tanh(x: Tensor, out: Tensor, minus_one: Tensor) -> Tensor:
+    """``tanh(x) = 2 sigmoid(2x) - 1`` into ``out`` (``minus_one``: a 0-dim tensor, which a kernel reads faster
+    than a Python scalar). ``torch.tanh`` runs at ~2.5 ns per float32 element on this project's CPUs against
+    ~0.25 for ``torch.sigmoid`` (1M elements, one thread). Doubling is exact; the subtraction costs up to ~1 ulp
+    of 1 in absolute error (6e-8 in float32) near 0."""
+    torch.add(x, x, out=out)  # 2x
+    return torch.add(minus_one, out.sigmoid_(), alpha=2, out=out)  # 2 sigmoid(2x) - 1
 
 
 def _shifted(n: int, reverse: bool) -> tuple[slice, slice, int]:
@@ -80,20 +82,22 @@ class _LSTMDirection(torch.autograd.Function):
         _, leave, first = _shifted(T, reverse)
         hs[first], cs[first] = h0, c0
         h_out, c_out = hs[leave], cs[leave]  # (T, B, H) views: step t writes its new state at index t
+        minus_one = x.new_full((), -1.0)
         h, c = h0, c0
         for t in masks.order(reverse):
             a = acts[t]  # (B, 4H): xw_t
             pre = w.linear(h, add=a)  # (B, 4H) = xw_t + h W_hh^T
-            pre[:, 2 * H : 3 * H].mul_(2)
+            pre_g = pre[:, 2 * H : 3 * H]
+            pre_g.add_(pre_g)  # 2 pre_g
             i, f, g, o = torch.sigmoid(pre, out=a).chunk(4, 1)  # i, f, o; g = sigmoid(2 pre_g) so far
-            g.mul_(2).sub_(1)  # g = tanh(pre_g) = 2 sigmoid(2 pre_g) - 1
+            torch.add(minus_one, g, alpha=2, out=g)  # g = tanh(pre_g) = 2 sigmoid(2 pre_g) - 1
             m = masks.at(t)
             if m is None:
                 c_new = torch.addcmul(f * c, i, g, out=c_out[t])  # c' = f c + i g
-                h_new = torch.mul(o, _tanh(c_new, out=tanh_c[t]), out=h_out[t])  # h' = o tanh(c')
+                h_new = torch.mul(o, _tanh(c_new, tanh_c[t], minus_one), out=h_out[t])  # h' = o tanh(c')
             else:  # ended sequences keep their state
                 c_new = torch.addcmul(f * c, i, g)
-                h_new = o * _tanh(c_new, out=tanh_c[t])
+                h_new = o * _tanh(c_new, tanh_c[t], minus_one)
                 h_new = torch.where(m, h_new, h, out=h_out[t])
                 c_new = torch.where(m, c_new, c, out=c_out[t])
             h, c = h_new, c_new
@@ -117,6 +121,8 @@ class _LSTMDirection(torch.autograd.Function):
             dx = x.new_zeros(x.shape) if x.shape[0] > T else x.new_empty(x.shape)  # (T_in, B, I)
         d_w_ih = d_b = d_w_hh = None
         scratch = acts.new_empty(min(BLOCK, T), B, G)  # da for one block of steps
+        factors = acts.new_empty(min(BLOCK, T), B, 5, H)  # the block's gradient-independent factors
+        one = acts.new_ones(())
         dh, dc = d_h, d_c
         steps = list(masks.order(not ctx.reverse))  # the forward's steps, last first
         for k in range(0, T, BLOCK):
@@ -124,10 +130,15 @@ class _LSTMDirection(torch.autograd.Function):
             lo, hi = min(block), max(block) + 1
             i, f, g, o = acts[lo:hi].chunk(4, 2)  # each (K, B, H)
             tc = tanh_c[lo:hi]
-            # Factors independent of the incoming gradient, for the block's steps at once.
-            o_dtanh = o * (1 - tc * tc)  # dh -> dc through h = o tanh(c)
-            k_ifg = torch.stack([g * i * (1 - i), c_in[lo:hi] * f * (1 - f), i * (1 - g * g)], 2)  # (K, B, 3, H)
-            k_o = tc * o * (1 - o)  # dh -> da_o
+            # Factors independent of the incoming gradient, for the block's steps at once (x - x*x = x (1 - x)).
+            fac = factors[: hi - lo]  # (K, B, 5, H)
+            k_ifg = fac[:, :, :3]  # (K, B, 3, H): dc -> da_i, da_f, da_g
+            k_i, k_f, k_g, k_o, o_dtanh = fac.unbind(2)  # each (K, B, H)
+            torch.addcmul(i, i, i, value=-1, out=k_i).mul_(g)  # g i (1 - i)
+            torch.addcmul(f, f, f, value=-1, out=k_f).mul_(c_in[lo:hi])  # c_{t-1} f (1 - f)
+            torch.addcmul(one, g, g, value=-1, out=k_g).mul_(i)  # i (1 - g^2)
+            torch.addcmul(o, o, o, value=-1, out=k_o).mul_(tc)  # dh -> da_o: tanh(c) o (1 - o)
+            torch.addcmul(one, tc, tc, value=-1, out=o_dtanh).mul_(o)  # dh -> dc: o (1 - tanh^2 c)
             d_acts = scratch[: hi - lo]  # (K, B, 4H)
             for t in block:
                 j = t - lo
