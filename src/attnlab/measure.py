@@ -3,7 +3,8 @@
 Peak memory on the CPU is the process's real resident memory: the kernel's high-water mark (``VmHWM``) is reset
 through ``/proc/self/clear_refs`` before the call; glibc is told to serve every block of 64 KiB or more with
 ``mmap`` (``mallopt(M_MMAP_THRESHOLD)``) and to return its heap's free pages (``malloc_trim``) first, so memory
-freed earlier cannot be reused without counting; the peak is ``VmHWM`` after the call minus ``VmRSS`` before it.
+freed earlier cannot be reused without counting (and afterwards set back to glibc's own steady state, see
+``_counting_malloc``); the peak is ``VmHWM`` after the call minus ``VmRSS`` before it.
 On CUDA it is the allocator's peak.
 """
 
@@ -64,23 +65,46 @@ def machine() -> dict[str, Any]:
     }
 
 
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+# glibc's own ceiling for its dynamic mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit), and the trim
+# threshold it pairs with it (twice the mmap threshold): the state a process reaches by itself after freeing a
+# few large blocks.
+_GLIBC_MMAP_MAX = 32 << 20
 _libc = None
 
 
-def _release_free_memory() -> None:
-    """Serve blocks >= 64 KiB with mmap from now on, and hand the heap's free pages back to the system
-    (``malloc_trim``), so that memory freed before the call cannot be reused without counting again."""
+def _glibc():
     global _libc
     if _libc is None:
         try:
             _libc = ctypes.CDLL("libc.so.6")
-            _libc.mallopt(_M_MMAP_THRESHOLD, 1 << 16)
+            _libc.mallopt, _libc.malloc_trim  # noqa: B018 (glibc only)
         except (OSError, AttributeError):  # not glibc: the measure may then under-count reused heap memory
             _libc = False
-    if _libc:
-        with contextlib.suppress(AttributeError):
-            _libc.malloc_trim(0)
+    return _libc
+
+
+@contextlib.contextmanager
+def _counting_malloc():
+    """While measuring: serve blocks >= 64 KiB with mmap and hand the heap's free pages back to the system
+    (``malloc_trim``) first, so that memory freed before the call cannot be reused without counting again.
+
+    Setting a threshold turns glibc's dynamic one off for good, and a 64 KiB threshold left in place makes every
+    later large allocation of the process fresh memory, page-faulted at first use: one measure used to slow the
+    LSTM training step of ``bench rnn`` that followed from 57 to 67 ms (torch.nn's from 47 to 59 ms). On exit the
+    thresholds go to :data:`_GLIBC_MMAP_MAX` and twice it, the state the dynamic threshold settles in by itself
+    (three runs after the change: 46 -> 46, 52 -> 49 and 48 -> 47 ms)."""
+    libc = _glibc()
+    if libc:
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 16)
+        libc.malloc_trim(0)
+    try:
+        yield
+    finally:
+        if libc:
+            libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_MAX)
+            libc.mallopt(_M_TRIM_THRESHOLD, 2 * _GLIBC_MMAP_MAX)
 
 
 def _status_bytes(key: str) -> int:
@@ -105,10 +129,10 @@ def peak_memory_bytes(fn: Callable[[], Any], device: str = "cpu", repeats: int =
     peaks = []
     for _ in range(repeats):
         gc.collect()
-        _release_free_memory()
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the peak resident set size (VmHWM) to the current one
-        base = _status_bytes("VmRSS:")
-        fn()
-        peaks.append(_status_bytes("VmHWM:") - base)
+        with _counting_malloc():
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the peak resident set size (VmHWM) to the current one
+            base = _status_bytes("VmRSS:")
+            fn()
+            peaks.append(_status_bytes("VmHWM:") - base)
     return max(0, min(peaks))
