@@ -20,15 +20,17 @@ def test_peak_counts_a_fresh_block():
 
 @linux
 def test_after_a_measure_freed_blocks_are_reused_not_page_faulted_again():
-    """A 1 MiB block freed and allocated again 20 times: with the measure's 64 KiB mmap threshold left in place,
-    each would be fresh memory (256 page faults each, 5120 in all)."""
+    """A 1 MiB block freed and allocated again 20 times, twice: with the measure's 64 KiB mmap threshold left in
+    place, each would be fresh memory every time (256 page faults each, 5120 per round)."""
     peak_memory_bytes(lambda: None)
 
     def touch():
         torch.empty(2**18).fill_(1.0)  # 1 MiB
 
-    touch()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(20):
-        touch()
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 20 * 256 // 4
+    faults = []
+    for _ in range(2):  # the first round may refault the heap that malloc_trim handed back; the second reuses
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):
+            touch()
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    assert faults[1] < 20 * 256 // 4, faults
