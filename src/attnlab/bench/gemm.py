@@ -61,7 +61,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     ]
     for r in result["rows"]:
         lines.append(
-            f"| {r['product']} | {r['shapes']} | {r['ours_ms'] * 1e3:.1f} | {r['torch_ms'] * 1e3:.1f} "
+            f"| {r['product']} | {r['shapes']} | {r['ours_ms'] * 1e3:.0f} | {r['torch_ms'] * 1e3:.0f} "
             f"| {r['ratio']:.2f} |"
         )
     return "\n".join(lines)

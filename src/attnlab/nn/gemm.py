@@ -1,12 +1,13 @@
 r"""The matrix products of the LSTM's hand-derived BPTT, on oneDNN where it applies.
 
 PyTorch sends a float32 ``torch.mm``/``addmm`` on the CPU to MKL. On the AMD EPYC machines this project runs on,
-MKL takes its generic code path and reaches ~95 GFLOP/s on 2 cores, while oneDNN (which PyTorch also ships, and
-which ``torch.nn.LSTM`` uses for its fused layer) reaches ~210 GFLOP/s on the same products: 1024^3 in 22 ms
-against 10 ms, and the LSTM's per-step ``(32, 256) @ (256, 1024)`` in 190 us against 92 us (figures and command
-in ``docs/benchmarks.md``). These helpers call oneDNN's inner product (``torch.ops.mkldnn._linear_pointwise``,
+oneDNN (which PyTorch also ships, and which ``torch.nn.LSTM`` uses for its fused layer) does the same products
+in about half the time: 1024^3 at ~370 GFLOP/s against ~180 on 2 threads, the LSTM's per-step
+``(32, 256) @ (256, 1024)`` in ~64 us against 120-200 us (``attnlab bench gemm``; figures in
+``docs/benchmarks.md``). These helpers call oneDNN's inner product (``torch.ops.mkldnn._linear_pointwise``,
 the op TorchInductor emits for ``nn.Linear`` on the CPU) for float32 CPU tensors, and plain ``torch`` matmuls
-otherwise (float64, other devices, a build without oneDNN, or ``ENABLED = False``). They carry no autograd: they
+otherwise (float64, other devices, a build without oneDNN, ``ENABLED = False``, or under a
+``TorchDispatchMode``). They carry no autograd: they
 are for code that writes its own backward (:mod:`attnlab.nn.lstm_bptt`).
 
 Every function computes ``x @ w.T`` in the convention of ``F.linear``: ``x (M, K)``, ``w (N, K)`` -> ``(M, N)``.
@@ -70,8 +71,8 @@ def linear(x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
 def linear_grad_weight(dy: Tensor, x: Tensor) -> Tensor:
     """``dy.T @ x``, the weight gradient of ``y = x @ w.T``: ``dy (M, N)``, ``x (M, K)`` -> ``(N, K)``.
 
-    Computed as ``(x.T @ dy).T`` with the wider operand as oneDNN's weight, the faster orientation (11 ms
-    against 15 ms for the LSTM's ``dW_hh`` at T*B = 4096, H = 256)."""
+    Computed as ``(x.T @ dy).T`` when ``dy`` is the wider operand, so that it is oneDNN's weight: the faster
+    orientation (11 ms against 15 ms for the LSTM's ``dW_hh`` at T*B = 4096, H = 256, one thread)."""
     if dy.shape[1] >= x.shape[1]:
         return linear(x.t(), dy.t()).t()  # ((K, M) @ (M, N)).T -> (N, K)
     return linear(dy.t(), x.t())  # (N, M) @ (M, K) -> (N, K)
