@@ -27,7 +27,7 @@ def test_gradcheck_direction(lengths, reverse, block, monkeypatch):
 
     def fn(x, h0, c0, w_ih, b, w_hh):
         masks = TimeMasks(lengths, T, x.device)
-        out, h, c = _LSTMDirection.apply(x, h0, c0, w_ih, b, w_hh, masks, reverse)
+        out, h, c = _LSTMDirection.apply(x, h0, c0, w_ih, b, w_hh, masks, reverse, True)
         return masks.finish(out), h, c
 
     assert gradcheck(fn, _inputs())
@@ -59,3 +59,17 @@ def test_autograd_path_supports_double_backward():
     m.use_hand_bptt = False
     x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda x: m(x)[0], (x,))
+
+
+@pytest.mark.parametrize("lengths", [None, [6, 2, 6, 1]])
+def test_forward_without_gradient_is_the_same_computation(lengths):
+    """Under no_grad the direction keeps c and tanh(c) in two-step scratch, not (T, B, H) buffers: same numbers."""
+    torch.manual_seed(0)
+    m = ann.LSTM(5, 7, num_layers=2, bidirectional=True)
+    x = torch.randn(6, 4, 5)
+    hx = (torch.randn(4, 4, 7), torch.randn(4, 4, 7))
+    with_grad = m(x, hx, lengths=lengths)
+    assert with_grad[0].requires_grad
+    with torch.no_grad():
+        without = m(x, hx, lengths=lengths)
+    torch.testing.assert_close(without, with_grad, rtol=0, atol=0)

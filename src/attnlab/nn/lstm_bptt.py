@@ -69,19 +69,23 @@ def _accumulate(total: Tensor | None, part: Tensor) -> Tensor:
 
 class _LSTMDirection(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, bias, w_hh, masks: TimeMasks, reverse: bool):
+    def forward(ctx, x, h0, c0, w_ih, bias, w_hh, masks: TimeMasks, reverse: bool, keep: bool):
+        """``keep``: save what the backward needs. Without it (no gradient wanted) the cell states and tanh(c)
+        live in two-step scratch instead of ``(T, B, H)`` buffers."""
         T, B, I = masks.t_end, x.shape[1], x.shape[2]
         H = w_hh.shape[1]
         x = x.contiguous()
         # xw_t = W_ih x_t + b for all steps in one matmul; each step overwrites its row with i, f, g, o.
         acts = gemm.linear(x[:T].view(T * B, I), w_ih, bias).view(T, B, 4 * H)  # (T*B, I) @ (I, 4H)
         w = gemm.Weight(w_hh, B)  # (4H, H), packed once for all steps
-        tanh_c = x.new_empty(T, B, H)  # (T, B, H)
+        tanh_c = x.new_empty(T if keep else 1, B, H)  # (T, B, H)
         hs = x.new_empty(T + 1, B, H)  # h0 and h_t of every step, laid out by _shifted
-        cs = x.new_empty(T + 1, B, H)  # c0 and c_t
+        cs = x.new_empty(T + 1 if keep else 2, B, H)  # c0 and c_t; without keep, c_t in slot t % 2
         _, leave, first = _shifted(T, reverse)
-        hs[first], cs[first] = h0, c0
-        h_out, c_out = hs[leave], cs[leave]  # (T, B, H) views: step t writes its new state at index t
+        hs[first] = h0
+        if keep:
+            cs[first] = c0
+        h_out, c_out = hs[leave], (cs[leave] if keep else cs)  # (T, B, H) views: step t writes its state at t
         minus_one = x.new_full((), -1.0)
         h, c = h0, c0
         for t in masks.order(reverse):
@@ -92,16 +96,18 @@ class _LSTMDirection(torch.autograd.Function):
             i, f, g, o = torch.sigmoid(pre, out=a).chunk(4, 1)  # i, f, o; g = sigmoid(2 pre_g) so far
             torch.add(minus_one, g, alpha=2, out=g)  # g = tanh(pre_g) = 2 sigmoid(2 pre_g) - 1
             m = masks.at(t)
+            c_t, tc_t = (c_out[t], tanh_c[t]) if keep else (c_out[t % 2], tanh_c[0])
             if m is None:
-                c_new = torch.addcmul(f * c, i, g, out=c_out[t])  # c' = f c + i g
-                h_new = torch.mul(o, _tanh(c_new, tanh_c[t], minus_one), out=h_out[t])  # h' = o tanh(c')
+                c_new = torch.addcmul(f * c, i, g, out=c_t)  # c' = f c + i g
+                h_new = torch.mul(o, _tanh(c_new, tc_t, minus_one), out=h_out[t])  # h' = o tanh(c')
             else:  # ended sequences keep their state
                 c_new = torch.addcmul(f * c, i, g)
-                h_new = o * _tanh(c_new, tanh_c[t], minus_one)
+                h_new = o * _tanh(c_new, tc_t, minus_one)
                 h_new = torch.where(m, h_new, h, out=h_out[t])
-                c_new = torch.where(m, c_new, c, out=c_out[t])
+                c_new = torch.where(m, c_new, c, out=c_t)
             h, c = h_new, c_new
-        ctx.save_for_backward(x, acts, tanh_c, hs, cs, w_ih, w_hh)
+        if keep:
+            ctx.save_for_backward(x, acts, tanh_c, hs, cs, w_ih, w_hh)
         ctx.masks, ctx.reverse, ctx.has_bias = masks, reverse, bias is not None
         return h_out, h.clone(), c.clone()
 
@@ -164,7 +170,7 @@ class _LSTMDirection(torch.autograd.Function):
                 d_b = _accumulate(d_b, da.sum(0))  # (4H,)
             if need_x:
                 dx[lo:hi] = gemm.linear(da, w_ih.t()).view(hi - lo, B, I)  # (K*B, 4H) @ (4H, I)
-        return dx, dh, dc, d_w_ih, d_b, d_w_hh, None, None
+        return dx, dh, dc, d_w_ih, d_b, d_w_hh, None, None, None
 
 
 def lstm_direction(
@@ -181,5 +187,7 @@ def lstm_direction(
     Same semantics as projecting with :meth:`~attnlab.nn.LSTMCell.project` and running
     :func:`attnlab.nn.loop.run_direction` with :meth:`~attnlab.nn.LSTMCell.step`."""
     masks = TimeMasks(lengths, x.shape[0], x.device)
-    out, h, c = _LSTMDirection.apply(x, state[0], state[1], weight_ih, bias, weight_hh, masks, reverse)
+    inputs = (x, state[0], state[1], weight_ih, bias, weight_hh)
+    keep = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+    out, h, c = _LSTMDirection.apply(*inputs, masks, reverse, keep)
     return masks.finish(out), (h, c)
