@@ -1,8 +1,10 @@
 r"""Recurrent layers: multi-layer, bidirectional, variable-length; drop-in twins of ``torch.nn.RNN/LSTM/GRU``.
 
 The three layers share one loop over time (:func:`attnlab.nn.loop.run_direction`) and differ only in the cell
-whose ``project`` / ``step`` functions they call (:mod:`attnlab.nn.cells`); the LSTM differentiates that loop
-with a hand-derived backward through time (:mod:`attnlab.nn.lstm_bptt`). Per layer and direction:
+whose ``project`` / ``step`` functions they call (:mod:`attnlab.nn.cells`), differentiated by autograd. The LSTM
+(without ``proj_size``) instead runs the same equations in :mod:`attnlab.nn.lstm_bptt`, a loop with a
+hand-derived backward through time and its matrix products on oneDNN (:mod:`attnlab.nn.gemm`); set
+``use_hand_bptt = False`` for the shared loop. Per layer and direction:
 
 1. the input projection for *all* time steps is one matmul, hoisted out of the loop: ``(T, B, I) -> (T, B, G*H)``;
 2. each step does one fused matmul of the state against ``W_hh`` for all gates, then the gate arithmetic.
