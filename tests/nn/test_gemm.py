@@ -84,3 +84,11 @@ def test_lstm_frozen_weights_and_input_without_grad(path):
         else:
             torch.testing.assert_close(grads[1][name], g, msg=lambda m, name=name: f"{name}: {m}")
     assert grads[1]["weight_hh_l0"] is None and grads[1]["weight_ih_l0"] is not None
+
+
+def test_a_build_without_the_private_ops_takes_the_plain_path(monkeypatch):
+    monkeypatch.setattr(gemm, "_HAS_OPS", False)
+    x, w = _rand(3, 4), _rand(5, 4, seed=1)
+    packed = gemm.Weight(w, batch=3)
+    assert packed.packed is None
+    torch.testing.assert_close(packed.linear(x), x @ w.t(), rtol=0, atol=0)
