@@ -1,4 +1,4 @@
-"""Data: synthetic tasks generated from a seed (later: corpora loaders and tokenizers)."""
+"""Data: synthetic tasks generated from a seed, corpora and their loaders (seq2seq pairs, text)."""
 
 from attnlab.data.seq2seq import (
     Batch,

@@ -50,6 +50,8 @@ from attnlab.data.seq2seq import (
 )
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, viewer_payload
 from attnlab.experiments.seq2seq_common import (
+    check_cell,
+    check_de_en_switches,
     check_ints,
     check_positive,
     de_en_data,
@@ -117,8 +119,7 @@ class Config(ExperimentConfig):
             raise ValueError(
                 f"attention: expected one of {ATTENTIONS[1:]} (a model with attention), got {self.attention!r}"
             )
-        if self.cell not in ("gru", "lstm"):
-            raise ValueError(f"cell: expected 'gru' or 'lstm', got {self.cell!r}")
+        check_cell(self)
         check_ints(
             self,
             (
@@ -138,11 +139,7 @@ class Config(ExperimentConfig):
             ),
         )
         check_positive(self, ("lr", "grad_clip", "de_en_lr", "argmax_ratio", "mass_ratio"))
-        p = self.de_en_dropout
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"de_en_dropout: expected a probability in [0, 1), got {p!r}")
-        if not isinstance(self.de_en, bool):
-            raise ValueError(f"de_en: expected true or false, got {self.de_en!r}")
+        check_de_en_switches(self)
 
 
 # --- agreement with the gold alignment ---------------------------------------------------------------------------
@@ -267,9 +264,7 @@ def _dates(cfg: Config, device: str) -> dict[str, Any]:
 
 
 def _de_en(cfg: Config, device: str) -> dict[str, Any]:
-    if not cfg.de_en:
-        return {"status": "skipped", "note": "not run in this profile (--de-en true, or the full profile, runs it)"}
-    loaded = de_en_data(cfg.de_en_path, cfg.de_en_max_len, cfg.de_en_min_freq, cfg.seed)
+    loaded = de_en_data(cfg)
     if isinstance(loaded, dict):
         return loaded
     data, src_vocab, tgt_vocab = loaded

@@ -66,6 +66,8 @@ from attnlab.data.seq2seq import (
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.experiments.seq2seq_common import (
     check_attentions,
+    check_cell,
+    check_de_en_switches,
     check_fractions,
     check_ints,
     check_positive,
@@ -163,8 +165,7 @@ class Config(ExperimentConfig):
             raise ValueError(f"task: expected one of {TASKS}, got {self.task!r}")
         check_attentions("models", self.models)
         check_attentions("de_en_models", self.de_en_models)
-        if self.cell not in ("gru", "lstm"):
-            raise ValueError(f"cell: expected 'gru' or 'lstm', got {self.cell!r}")
+        check_cell(self)
         check_ints(
             self,
             (
@@ -199,11 +200,7 @@ class Config(ExperimentConfig):
                 raise ValueError(f"{name}: expected at least 2 increasing integers in [{lo}, {hi}], got {values!r}")
         check_positive(self, ("lr", "grad_clip", "de_en_lr"))
         check_fractions(self, ("learn_threshold", "breakdown_fraction", "hold_fraction", "significance"))
-        p = self.de_en_dropout
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"de_en_dropout: expected a probability in [0, 1), got {p!r}")
-        if not isinstance(self.de_en, bool):
-            raise ValueError(f"de_en: expected true or false, got {self.de_en!r}")
+        check_de_en_switches(self)
 
 
 # --- part (a): reverse / copy ------------------------------------------------------------------------------------
@@ -276,9 +273,7 @@ def _bucket_edges(cfg: Config) -> list[tuple[int, int]]:
 
 
 def _de_en(cfg: Config, device: str) -> dict[str, Any]:
-    if not cfg.de_en:
-        return {"status": "skipped", "note": "not run in this profile (--de-en true, or the full profile, runs it)"}
-    loaded = de_en_data(cfg.de_en_path, cfg.de_en_max_len, cfg.de_en_min_freq, cfg.seed)
+    loaded = de_en_data(cfg)
     if isinstance(loaded, dict):
         return loaded
     import sacrebleu

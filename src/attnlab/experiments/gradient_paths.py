@@ -53,6 +53,7 @@ from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
 from attnlab.experiments.fitting import linear_fit
 from attnlab.experiments.seq2seq_common import (
     check_attentions,
+    check_cell,
     check_ints,
     check_positive,
     model_config,
@@ -106,8 +107,7 @@ class Config(ExperimentConfig):
         if self.task not in TASKS:
             raise ValueError(f"task: expected one of {TASKS}, got {self.task!r}")
         check_attentions("models", self.models)
-        if self.cell not in ("gru", "lstm"):
-            raise ValueError(f"cell: expected 'gru' or 'lstm', got {self.cell!r}")
+        check_cell(self)
         check_ints(self, ("emb", "hidden", "n_symbols", "min_len", "batch_size", "probe_examples"))
         check_ints(self, ("train_steps",), minimum=0)
         check_ints(self, ("src_len",), minimum=3)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from attnlab.data.seq2seq import CorpusNotFoundError, Vocab, load_de_en, make_batch, split_pairs, symbol
-from attnlab.models.seq2seq import ATTENTIONS, Seq2Seq, Seq2SeqConfig
+from attnlab.models.seq2seq import ATTENTIONS, CELLS, Seq2Seq, Seq2SeqConfig
 from attnlab.train.loop import TrainConfig
 from attnlab.train.seq2seq import Seq2SeqData, build_vocabs, fit
 
@@ -61,6 +61,21 @@ def check_positive(cfg: object, names: Sequence[str]) -> None:
             raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
 
 
+def check_cell(cfg: object) -> None:
+    """The config's recurrent ``cell``: one of :data:`attnlab.models.seq2seq.CELLS`."""
+    if cfg.cell not in CELLS:
+        raise ValueError(f"cell: expected 'gru' or 'lstm', got {cfg.cell!r}")
+
+
+def check_de_en_switches(cfg: object) -> None:
+    """``de_en_dropout`` a probability in [0, 1) and ``de_en`` a bool, for configs with a German -> English part."""
+    p = cfg.de_en_dropout
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise ValueError(f"de_en_dropout: expected a probability in [0, 1), got {p!r}")
+    if not isinstance(cfg.de_en, bool):
+        raise ValueError(f"de_en: expected true or false, got {cfg.de_en!r}")
+
+
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """Run the body on one intra-op thread (restored after). These models step through time in Python on tensors
@@ -79,15 +94,19 @@ def symbol_vocab(n_symbols: int) -> Vocab:
     return Vocab.build([[symbol(i) for i in range(n_symbols)]])
 
 
-def de_en_data(path: str, max_len: int, min_freq: int, seed: int) -> tuple[Seq2SeqData, Vocab, Vocab] | dict:
-    """German -> English pairs split by ``seed`` with vocabularies built on the training split, or, when the
-    corpus is not installed, the ``{"status": "missing", "note": ...}`` an experiment reports instead."""
+def de_en_data(cfg: Any) -> tuple[Seq2SeqData, Vocab, Vocab] | dict:
+    """The German -> English part's data for a config with ``de_en``, ``de_en_path``, ``de_en_max_len``,
+    ``de_en_min_freq`` and ``seed``: pairs split by ``seed`` with vocabularies built on the training split. Or the
+    result an experiment reports instead: ``{"status": "skipped", ...}`` when ``de_en`` is off,
+    ``{"status": "missing", ...}`` when the corpus is not installed."""
+    if not cfg.de_en:
+        return {"status": "skipped", "note": "not run in this profile (--de-en true, or the full profile, runs it)"}
     try:
-        pairs = load_de_en(path, max_len)
+        pairs = load_de_en(cfg.de_en_path, cfg.de_en_max_len)
     except CorpusNotFoundError as err:
         return {"status": "missing", "note": str(err)}
-    data = Seq2SeqData(*split_pairs(pairs, seed=seed))
-    return (data, *build_vocabs(data.train, min_freq))
+    data = Seq2SeqData(*split_pairs(pairs, seed=cfg.seed))
+    return (data, *build_vocabs(data.train, cfg.de_en_min_freq))
 
 
 def model_config(
