@@ -11,10 +11,10 @@ from typing import Any
 import torch
 
 from attnlab.measure import machine, side_by_side, timing_row
-from attnlab.nn import gemm
+from attnlab.nn import gemm, lstm_bptt
 
 B, I, H, T = 32, 128, 256, 128
-BLOCK_ROWS = 16 * B  # the backward's weight-gradient products run on blocks of 16 steps
+BLOCK_ROWS = lstm_bptt.BLOCK * B  # the backward's weight-gradient products run on blocks of steps
 
 
 def _cases() -> list[tuple[str, str, Any, Any]]:
@@ -47,12 +47,12 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     for what, shapes, ours, theirs in _cases():
         t_ours, t_torch = side_by_side(ours, theirs, min_time, rounds=2 if quick else 3)
         rows.append(timing_row(t_ours, t_torch, product=what, shapes=shapes))
-    onednn = gemm.ENABLED and torch.backends.mkldnn.is_available()
+    onednn = gemm.uses_onednn(torch.empty(0))
     return {"quick": quick, "onednn": onednn, "machine": machine(), "rows": rows}
 
 
 def to_markdown(result: dict[str, Any]) -> str:
-    path = "oneDNN" if result["onednn"] else "torch fallback (oneDNN unavailable)"
+    path = "oneDNN" if result["onednn"] else "torch fallback (oneDNN not used)"
     lines = [
         f"float32; attnlab.nn.gemm ({path}) against torch.mm/addmm; medians; ratio = gemm / torch (lower is better)",
         "",

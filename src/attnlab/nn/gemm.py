@@ -26,7 +26,7 @@ ENABLED: bool = True
 _HAS_OPS = all(hasattr(torch.ops.mkldnn, op) for op in ("_linear_pointwise", "_reorder_linear_weight"))
 
 
-def _onednn(x: Tensor) -> bool:
+def uses_onednn(x: Tensor) -> bool:
     """Whether to use oneDNN for ``x``: float32 on the CPU, oneDNN available, and no ``TorchDispatchMode``
     active (a FLOP counter, :class:`attnlab.experiments.parallelism.SequentialDepth`, fake tensors): such modes
     see the same arithmetic as the standard ``aten.mm``/``addmm`` they know how to count."""
@@ -49,7 +49,7 @@ class Weight:
 
     def __init__(self, w: Tensor, batch: int) -> None:
         self.dense = w  # (N, K)
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), batch) if _onednn(w) else None
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), batch) if uses_onednn(w) else None
 
     def linear(self, x: Tensor, add: Tensor | None = None) -> Tensor:
         """``x @ w.T`` (+ ``add``): ``(M, K)`` -> ``(M, N)``."""
@@ -65,7 +65,7 @@ class Weight:
 def linear(x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ w.T + bias`` for a weight used once: ``(M, K)``, ``(N, K)`` -> ``(M, N)``. Either operand may be a
     transposed view (oneDNN reads the strides)."""
-    if _onednn(x) and w.dtype == torch.float32:
+    if uses_onednn(x) and w.dtype == torch.float32:
         return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
     if bias is None:
         return x @ w.t()  # (M, K) @ (K, N)
