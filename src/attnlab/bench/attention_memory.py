@@ -1,6 +1,6 @@
 """``attnlab bench attention-memory``: chunked attention's linear memory where naive attention cannot fit.
 
-B=1, 8 heads, hs=64, float32, no mask. Peak extra resident memory (:func:`attnlab.measure.peak_memory_bytes`)
+B=1, 8 heads, hs=64, float32, no mask. Peak extra tensor memory (:func:`attnlab.measure.peak_memory_bytes`)
 of the forward at n=16384 for naive and chunked, and the forward and forward+backward of chunked at n=65536,
 whose naive form would need two (n, n) matrices per head: 2 * 8 * 65536^2 * 4 bytes = 256 GiB.
 Naive at n=16384 needs about 16 GiB: run this on a machine with at least 24 GiB and nothing else big running.
@@ -35,7 +35,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                 return scaled_dot_product_attention(q, k, v, impl=impl)
 
         t0 = time.perf_counter()
-        peak = peak_memory_bytes(fwd, repeats=1)
+        peak = peak_memory_bytes(fwd)
         rows.append({"impl": impl, "n": n_cmp, "mode": "forward", "peak_gib": peak / GIB, "seconds": None})
         rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
     del q, k, v
@@ -52,7 +52,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
     for mode, fn in (("forward", fwd_long), ("forward+backward", train_long)):
         t0 = time.perf_counter()
-        peak = peak_memory_bytes(fn, repeats=1)
+        peak = peak_memory_bytes(fn)
         rows.append(
             {
                 "impl": "chunked",
@@ -75,7 +75,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
 def to_markdown(result: dict[str, Any]) -> str:
     lines = [
-        "B=1, 8 heads, hs=64, fp32; peak extra resident memory of one call",
+        "B=1, 8 heads, hs=64, fp32; peak extra tensor memory of one call",
         "",
         "| impl | n | mode | peak (GiB) | wall (s) |",
         "|---|---:|---|---:|---:|",

@@ -213,8 +213,8 @@ def _setup(cfg: Config, device: str) -> str:
     return (
         f"attnlab.functional.scaled_dot_product_attention with impl in {list(cfg.impls)} on {device}: B=1, "
         f"{cfg.heads} heads, head size {cfg.head_size}, float32, no mask, n in {list(cfg.lengths)}. Time: median "
-        f"of torch.utils.benchmark repeats ({cfg.min_run_time:g} s each). Memory: peak resident memory above the "
-        "starting point during the call (Linux VmHWM after a reset, glibc returning large blocks to the system). "
+        f"of torch.utils.benchmark repeats ({cfg.min_run_time:g} s each). Memory: peak tensor memory above the "
+        "starting point during the call (the allocator's reports, attnlab.measure.peak_memory_bytes). "
         "Forward under no_grad; training step = forward + backward into Q, K and V. FLOPs: FlopCounterMode on the "
         "forward. Slopes: least-squares log-log fit over the upper half of n. Budgets: the largest measured n "
         f"whose training step fits, and where the fitted power law crosses {list(cfg.budgets_mib)} MiB."
