@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from attnlab.data.seq2seq import DATE_FORMATS, date_pairs
-from attnlab.experiments import get
-from attnlab.experiments.alignment import SPEC, Config, _de_en, agreement, judge, plot, run, summarize
+from attnlab.experiments.alignment import Config, _de_en, agreement, judge, plot, run, summarize
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -24,10 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def tiny():
     return run(Config.for_profile("tiny"))
-
-
-def test_registered_under_its_contract_name():
-    assert get("alignment") is SPEC and SPEC.name == "alignment" and SPEC.config_cls is Config
 
 
 def _dates(n=5):

@@ -13,9 +13,7 @@ import pytest
 import torch
 
 from attnlab.data.seq2seq import load_de_en, split_pairs
-from attnlab.experiments import get
 from attnlab.experiments.bottleneck import (
-    SPEC,
     Config,
     _de_en,
     breakdown_length,
@@ -34,10 +32,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def tiny():
     return run(Config.for_profile("tiny"))
-
-
-def test_registered_under_its_contract_name():
-    assert get("bottleneck") is SPEC and SPEC.name == "bottleneck" and SPEC.config_cls is Config
 
 
 def test_tiny_no_attention_falls_with_length_attention_holds(tiny):

@@ -10,7 +10,6 @@ import matplotlib
 import pytest
 import torch
 
-from attnlab.experiments import get
 from attnlab.experiments.depth import SPEC, Config, block_params, exact_line, fixed_params, model_config, run
 from attnlab.models.gpt import GPT
 from attnlab.nn import TransformerEncoderLayer
@@ -26,10 +25,6 @@ def tiny():
         return run(Config.for_profile("tiny"))
     finally:
         torch.set_num_threads(threads)
-
-
-def test_registered_under_its_contract_name():
-    assert get("depth") is SPEC and SPEC.name == "depth" and SPEC.config_cls is Config
 
 
 @pytest.mark.parametrize("C", [8, 32, 48, 128])

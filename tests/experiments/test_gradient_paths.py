@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from attnlab.data.seq2seq import make_batch, reverse_pairs
-from attnlab.experiments import get
-from attnlab.experiments.gradient_paths import SPEC, Config, _forward_with_grads, distances, judge, plot, probe, run
+from attnlab.experiments.gradient_paths import Config, _forward_with_grads, distances, judge, plot, probe, run
 from attnlab.experiments.seq2seq_common import model_config, symbol_vocab
 from attnlab.models.seq2seq import Seq2Seq
 
@@ -21,10 +20,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def tiny():
     return run(Config.for_profile("tiny"))
-
-
-def test_registered_under_its_contract_name():
-    assert get("gradient-paths") is SPEC and SPEC.name == "gradient-paths" and SPEC.config_cls is Config
 
 
 def test_tiny_gradient_decays_without_attention_and_not_with_it(tiny):

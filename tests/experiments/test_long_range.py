@@ -13,7 +13,6 @@ import matplotlib
 import pytest
 import torch
 
-from attnlab.experiments import get
 from attnlab.experiments.long_range import (
     ATTENTION_HEADS,
     SPEC,
@@ -31,10 +30,6 @@ matplotlib.use("Agg")
 @pytest.fixture(scope="module")
 def result():
     return run(Config.for_profile("tiny"))
-
-
-def test_registered_under_its_contract_name():
-    assert get("long-range") is SPEC and SPEC.name == "long-range" and SPEC.config_cls is Config
 
 
 def test_tiny_measures_the_claim(result):

@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from attnlab.data.pronoun import WordTokenizer, encode_pronoun, max_length, minimal_pairs
-from attnlab.experiments import get
 from attnlab.experiments.pronoun import (
     EXAMPLES,
     SPEC,
@@ -43,10 +42,6 @@ def tiny():
         return run(Config.for_profile("tiny", pretrained_pairs=6))  # the pretrained part too, on a few pairs
     finally:
         torch.set_num_threads(threads)
-
-
-def test_registered_under_its_contract_name():
-    assert get("pronoun") is SPEC and SPEC.name == "pronoun" and SPEC.config_cls is Config
 
 
 def test_tiny_learns_and_links_by_attention(tiny):
