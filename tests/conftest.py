@@ -1,7 +1,14 @@
 """Shared test fixtures."""
 
+import os
+
 import pytest
 import torch
+
+# impl="triton" on CPU tensors runs in Triton's interpreter, which Triton selects when it is first imported: without
+# CUDA, set it before any test imports triton (tests/functional/test_flash_triton.py). Nothing else uses Triton.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(scope="module")

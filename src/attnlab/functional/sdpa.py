@@ -24,6 +24,8 @@ Implementations (``impl``):
 - ``"chunked"``: FlashAttention-style tiling with the online softmax (:mod:`attnlab.functional.chunked`):
   O(T + S) extra memory per head, forward and backward.
 - ``"torch"``: ``torch.nn.functional.scaled_dot_product_attention`` (the fused kernel).
+- ``"triton"``: FlashAttention-2 in Triton (:mod:`attnlab.functional.flash_triton`): CUDA, or the CPU through
+  Triton's interpreter; float16/bfloat16/float32, ``is_causal`` or a bool key-padding mask ``(..., 1, S)``.
 - ``"auto"``: torch's kernel, unless the weights are asked for (then naive).
 """
 
@@ -38,7 +40,7 @@ from torch import Tensor
 
 from attnlab._checks import check_float, check_tensor, shape_str
 
-IMPLS = ("naive", "chunked", "manual", "torch", "auto")
+IMPLS = ("naive", "chunked", "manual", "torch", "triton", "auto")
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -74,6 +76,10 @@ def scaled_dot_product_attention(
         impl = "naive" if return_weights else "torch"
     if return_weights and impl not in ("naive", "manual"):
         raise ValueError(f"return_weights: only impl='naive' or 'manual' materialize the weights, got impl={impl!r}")
+    if impl == "triton":  # Triton is optional: imported only when asked for
+        from attnlab.functional import flash_triton
+
+        return flash_triton.from_sdpa(query, key, value, attn_mask, dropout_p, is_causal, s, batch)
     if impl in ("naive", "manual") and query.dtype in LOW_PRECISION:
         # Scores, softmax and accumulators in float32, as torch's kernels do; the result in the input's dtype.
         mask32 = attn_mask if attn_mask is None or attn_mask.dtype == torch.bool else attn_mask.float()
