@@ -16,9 +16,11 @@ _MODULES = {
     "attention-memory": "attention_memory",
     "gpt": "gpt",
     "encoder": "encoder",
+    "flash": "flash",
 }
-# Run only when named: it needs ~16 GiB for naive attention at n=16384 and minutes for n=65536.
-_ON_REQUEST = {"attention-memory"}
+# Run only when named: attention-memory needs ~16 GiB for naive attention at n=16384 and minutes for n=65536;
+# flash times GPU kernels (--device cuda).
+_ON_REQUEST = {"attention-memory", "flash"}
 
 
 def names() -> list[str]:

@@ -7,10 +7,10 @@ the kernels below (``docs/flash-attention.md`` walks through it line by line):
 - forward, one program per block of ``BLOCK_M`` queries, a loop over blocks of ``BLOCK_N`` keys, with the
   online softmax (running row max ``m``, running sum ``l``, unnormalised output ``acc``):
   ``m' = max(m, rowmax S_b)``, ``l' = e^{m - m'} l + rowsum e^{S_b - m'}``, ``acc' = e^{m - m'} acc +
-  e^{S_b - m'} V_b``; at the end ``O = acc / l`` and the log-sum-exp ``L = m + log l`` is saved (Alg. 1 l. 8-12).
+  e^{S_b - m'} V_b``; at the end ``O = acc / l`` and the log-sum-exp ``L = m + log l`` is saved (Alg. 1 l. 8-15).
 - backward: ``D = rowsum(dO * O)`` (Alg. 2 l. 4) by :func:`_bwd_preprocess`; then each tile's ``P = e^{S - L}`` is
   recomputed from ``L`` (l. 11), and ``dV = P^T dO``, ``dP = dO V^T``, ``dS = P * (dP - D)``, ``dQ = s dS K``,
-  ``dK = s dS^T Q`` (l. 12-18). Two kernels instead of the paper's one: :func:`_bwd_dkdv_kernel` owns a key block
+  ``dK = s dS^T Q`` (l. 12-16). Two kernels instead of the paper's one: :func:`_bwd_dkdv_kernel` owns a key block
   and loops over queries (dK, dV: Alg. 2's outer loop), :func:`_bwd_dq_kernel` owns a query block and loops over
   keys (dQ). The paper's single kernel adds each tile's ``dS K`` into dQ with atomic float32 additions; here every
   output is written by exactly one program, so the gradients are deterministic (bit for bit, run to run), there
@@ -136,7 +136,7 @@ def _fwd_tiles(
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, MASKED: tl.constexpr,
     PAD_QK: tl.constexpr, PAD_V: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """Alg. 1 lines 6-10 for the key blocks [lo, hi): fold each block into the running (acc, l, m)."""
+    """Alg. 1 lines 6-11 for the key blocks [lo, hi): fold each block into the running (acc, l, m)."""
     for start_n in range(lo, hi, BLOCK_N):
         cols = start_n + offs_n  # (BLOCK_N,) key positions
         k = _load_tile(k_ptrs + start_n * stride_ks, cols < S, dqk_ok, MASKED, PAD_QK)  # (BLOCK_N, BLOCK_QK)
@@ -190,7 +190,7 @@ def _fwd_kernel(
     km_ptrs = KM + z * stride_mz + h * stride_mh + offs_n * stride_ms
 
     q = _load_tile(q_ptrs, rows < T, dqk_ok, True, HEAD_QK < BLOCK_QK)  # (BLOCK_M, BLOCK_QK), stays on chip
-    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)  # running row max (Alg. 1 l. 4)
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)  # running row max (Alg. 1 l. 5)
     l_i = tl.zeros([BLOCK_M], tl.float32)  # running row sum of e^(S - m)
     acc = tl.zeros([BLOCK_M, BLOCK_V], tl.float32)  # unnormalised output
     full, end = _key_range(start_m, T, S, causal_offset, CAUSAL, BLOCK_M, BLOCK_N)
@@ -238,7 +238,7 @@ def _dkdv_tiles(
     CAUSAL: tl.constexpr, MASKED: tl.constexpr, PAD_QK: tl.constexpr, PAD_V: tl.constexpr,
     DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
 ):  # fmt: skip
-    """Alg. 2 lines 8-21 for the query blocks [lo, hi) against one key block; tiles are held transposed,
+    """Alg. 2 lines 8-17 for the query blocks [lo, hi) against one key block; tiles are held transposed,
     (keys, queries), so that dV = P^T dO and dK = dS^T Q are plain products."""
     for start_m in range(lo, hi, BLOCK_M):
         rows = start_m + offs_m  # (BLOCK_M,) query positions
@@ -277,7 +277,7 @@ def _bwd_dkdv_kernel(
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """dK and dV of one block of BLOCK_N keys (Alg. 2's outer loop, l. 6-7, 20-21): grid (cdiv(S, BLOCK_N), Z * H)."""
+    """dK and dV of one block of BLOCK_N keys (Alg. 2's outer loop, l. 5-7, 18): grid (cdiv(S, BLOCK_N), Z * H)."""
     start_n = tl.program_id(0) * BLOCK_N
     zh = tl.program_id(1)
     z, h = (zh // H).to(tl.int64), (zh % H).to(tl.int64)
@@ -337,7 +337,7 @@ def _dq_tiles(
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, MASKED: tl.constexpr,
     PAD_QK: tl.constexpr, PAD_V: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """Alg. 2 lines 11-15 for the key blocks [lo, hi) against one query block: dQ += dS K."""
+    """Alg. 2 lines 10-15 for the key blocks [lo, hi) against one query block: dQ += dS K."""
     for start_n in range(lo, hi, BLOCK_N):
         cols = start_n + offs_n
         k = _load_tile(k_ptrs + start_n * stride_ks, cols < S, dqk_ok, MASKED, PAD_QK)  # (BLOCK_N, BLOCK_QK)
@@ -457,7 +457,7 @@ class _FlashAttention(torch.autograd.Function):
         S, hv = k.shape[-2], v.shape[-1]
         out = q.new_empty(Z, H, T, hv)  # (Z, H, T, hv)
         lse = q.new_empty(Z * H, T, dtype=torch.float32)  # base-2 log-sum-exp of each row's scaled scores
-        km = key_mask if key_mask is not None else q.new_empty(0, dtype=torch.uint8)
+        km = key_mask if key_mask is not None else q.new_ones(1, dtype=torch.uint8)  # never read
         km_strides = key_mask.stride() if key_mask is not None else (0, 0, 0)
         meta = _meta(q, k, v, key_mask, causal_offset)
         _launch(
@@ -484,7 +484,7 @@ class _FlashAttention(torch.autograd.Function):
                 HEAD_V=hv, BLOCK_V=meta["BLOCK_V"], BLOCK_M=64,
             )  # fmt: skip
         dq, dk, dv = q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)  # contiguous
-        km = key_mask if key_mask is not None else q.new_empty(0, dtype=torch.uint8)
+        km = key_mask if key_mask is not None else q.new_ones(1, dtype=torch.uint8)  # never read
         km_strides = key_mask.stride() if key_mask is not None else (0, 0, 0)
         scale, offset = ctx.scale, ctx.causal_offset or 0
         buckets = (triton.next_power_of_2(T), triton.next_power_of_2(S))
