@@ -71,8 +71,34 @@ def check_lengths(lengths: object, batch: int, time: int) -> list[int]:
     return values
 
 
+def check_device_name(device: object) -> str:
+    """The spelling of a device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (nothing is looked up)."""
+    ok = isinstance(device, str) and (
+        device in ("cpu", "cuda", "auto") or (device.startswith("cuda:") and device[5:].isdigit())
+    )
+    if not ok:
+        raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    return device
+
+
+def available_devices() -> str:
+    """What this machine offers, in words: ``cpu`` and ``cuda:0`` ... ``cuda:N-1`` when CUDA is present."""
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ", ".join(["cpu", *(f"cuda:{i}" for i in range(n))])
+
+
 def resolve_device(device: str) -> str:
-    """``auto`` picks CUDA when present, else the CPU; any other device is returned as given."""
+    """``auto`` picks CUDA when present, else the CPU; ``cuda`` / ``cuda:N`` must exist on this machine.
+
+    Raises ValueError naming the device and what is available (``--device cuda`` on a machine without CUDA,
+    ``cuda:7`` with one GPU), so the CLI answers in one line before any work starts.
+    """
+    check_device_name(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if index >= n:
+            raise ValueError(f"device: {device!r} is not available on this machine (available: {available_devices()})")
     return device
