@@ -1,4 +1,5 @@
-"""Attention math as functions: scaled dot-product attention (naive, chunked, manual, torch) and masks."""
+"""Attention math as functions: scaled dot-product attention (naive, chunked, manual, torch), its masks, the
+softmax and its backward, Bahdanau/Luong scores."""
 
 from attnlab.functional.attention_backward import (
     additive_attention_manual,
@@ -6,6 +7,7 @@ from attnlab.functional.attention_backward import (
     dot_attention_manual,
     general_attention_manual,
 )
+from attnlab.functional.masks import AttentionMask
 from attnlab.functional.scores import (
     additive_attention,
     additive_scores,
@@ -17,9 +19,11 @@ from attnlab.functional.scores import (
     general_attention,
     general_scores,
 )
-from attnlab.functional.sdpa import AttentionOutput, masked_softmax, scaled_dot_product_attention
+from attnlab.functional.sdpa import AttentionOutput, scaled_dot_product_attention
+from attnlab.functional.softmax import masked_softmax, softmax_backward
 
 __all__ = [
+    "AttentionMask",
     "AttentionOutput",
     "additive_attention",
     "additive_attention_manual",
@@ -36,4 +40,5 @@ __all__ = [
     "general_scores",
     "masked_softmax",
     "scaled_dot_product_attention",
+    "softmax_backward",
 ]
