@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from attnlab._checks import check_tensor, shape_str
+from attnlab._checks import broadcast_shapes, check_tensor, shape_str
 
 CAUSAL_ALIGNMENTS = ("upper_left", "lower_right")
 
@@ -153,8 +153,8 @@ class AttentionMask:
             if x is None:
                 continue
             try:
-                full = torch.broadcast_shapes(x.shape, want)
-            except RuntimeError:
+                full = broadcast_shapes(x.shape, want)
+            except ValueError:
                 full = None
             if full != want:
                 raise ValueError(f"{name}: expected a shape that broadcasts to {want}, got {shape_str(x)}")

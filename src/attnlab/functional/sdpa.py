@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab._checks import check_float, check_tensor, shape_str
+from attnlab._checks import broadcast_shapes, check_float, check_tensor, shape_str
 from attnlab.functional.masks import AttentionMask, as_mask
 from attnlab.functional.softmax import masked_softmax, softmax_backward
 
@@ -197,8 +197,8 @@ def check_sdpa_args(
             f"value: expected {key.shape[-2]} positions (key's length S), got value shape {shape_str(value)}"
         )
     try:
-        batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
-    except RuntimeError:
+        batch = broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    except ValueError:
         raise ValueError(
             f"query/key/value: batch dims do not broadcast: {shape_str(query)}, {shape_str(key)}, {shape_str(value)}"
         ) from None

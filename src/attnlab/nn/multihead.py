@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab._checks import check_float, check_ndim, check_positive_int, check_tensor, shape_str
+from attnlab._checks import broadcast_shapes, check_float, check_ndim, check_positive_int, check_tensor, shape_str
 from attnlab.functional.masks import AttentionMask
 from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
 from attnlab.nn.positional import apply_rotary
@@ -59,10 +59,10 @@ class KVCache:
         if self.length + n > self._k.shape[2]:
             cap = max(2 * self._k.shape[2], self.length + n)
             self._k, self._v = (_grow(buf, self.length, cap) for buf in (self._k, self._v))
-        self._k[:, :, self.length : self.length + n] = k
-        self._v[:, :, self.length : self.length + n] = v
+        self._k.narrow(2, self.length, n).copy_(k)  # (B, nh, n, hs) into the buffer: the only copy
+        self._v.narrow(2, self.length, n).copy_(v)
         self.length += n
-        return self._k[:, :, : self.length], self._v[:, :, : self.length]
+        return self._k.narrow(2, 0, self.length), self._v.narrow(2, 0, self.length)  # (B, nh, S, hs) views
 
     def reset(self) -> None:
         self._k = self._v = None
@@ -193,12 +193,12 @@ class MultiHeadAttention(nn.Module):
             )
         B, T, E = query.shape
         nh, hs = self.num_heads, self.head_dim
-        w_q, w_k, w_v = self._projections()
-        b_q, b_k, b_v = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
         if self_attention and self._qkv_same_embed_dim:
             qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, T, 3E): one matmul for Q, K, V
             q, k, v = qkv.split(E, dim=2)
         else:
+            w_q, w_k, w_v = self._projections()
+            b_q, b_k, b_v = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
             q, k, v = F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
         S_new = k.shape[1]
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
@@ -261,8 +261,8 @@ class MultiHeadAttention(nn.Module):
             if attn_mask.dtype != torch.bool and attn_mask.dtype != like.dtype:
                 raise TypeError(f"attn_mask: expected dtype torch.bool or {like.dtype}, got {attn_mask.dtype}")
             try:
-                torch.broadcast_shapes(attn_mask.shape, (B, self.num_heads, T, S))
-            except RuntimeError:
+                broadcast_shapes(attn_mask.shape, (B, self.num_heads, T, S))
+            except ValueError:
                 raise ValueError(
                     f"attn_mask: expected a shape broadcastable to (B, nh, T, S) = {(B, self.num_heads, T, S)}, "
                     f"got {shape_str(attn_mask)}"
