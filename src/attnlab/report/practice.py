@@ -65,6 +65,8 @@ def load_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
         data = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"--results: {path} is not valid JSON ({exc})") from None
+    except OSError as exc:  # unreadable (permissions, a broken disk): say so in one line
+        raise ValueError(f"--results: cannot read {path} ({exc.strerror or exc})") from None
     if isinstance(data, dict) and isinstance(data.get("name"), str) and "metrics" in data:
         data = {data["name"]: data}  # one experiment's result
     if not isinstance(data, dict):
