@@ -6,6 +6,13 @@ from attnlab.functional.attention_backward import (
     dot_attention_manual,
     general_attention_manual,
 )
+from attnlab.functional.linear_attention import (
+    LinearAttentionOutput,
+    LinearAttentionState,
+    elu_feature_map,
+    linear_attention,
+    linear_attention_step,
+)
 from attnlab.functional.scores import (
     additive_attention,
     additive_scores,
@@ -21,6 +28,8 @@ from attnlab.functional.sdpa import AttentionOutput, masked_softmax, scaled_dot_
 
 __all__ = [
     "AttentionOutput",
+    "LinearAttentionOutput",
+    "LinearAttentionState",
     "additive_attention",
     "additive_attention_manual",
     "additive_scores",
@@ -31,9 +40,12 @@ __all__ = [
     "dot_attention",
     "dot_attention_manual",
     "dot_scores",
+    "elu_feature_map",
     "general_attention",
     "general_attention_manual",
     "general_scores",
+    "linear_attention",
+    "linear_attention_step",
     "masked_softmax",
     "scaled_dot_product_attention",
 ]
