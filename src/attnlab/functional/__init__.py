@@ -25,11 +25,18 @@ from attnlab.functional.scores import (
     general_scores,
 )
 from attnlab.functional.sdpa import AttentionOutput, masked_softmax, scaled_dot_product_attention
+from attnlab.functional.selective_scan import (
+    ScanOutput,
+    selective_scan,
+    selective_scan_ref,
+    selective_scan_step,
+)
 
 __all__ = [
     "AttentionOutput",
     "LinearAttentionOutput",
     "LinearAttentionState",
+    "ScanOutput",
     "additive_attention",
     "additive_attention_manual",
     "additive_scores",
@@ -48,4 +55,7 @@ __all__ = [
     "linear_attention_step",
     "masked_softmax",
     "scaled_dot_product_attention",
+    "selective_scan",
+    "selective_scan_ref",
+    "selective_scan_step",
 ]

@@ -11,6 +11,7 @@ from attnlab.nn.positional import (
     sinusoidal_positions,
 )
 from attnlab.nn.recurrent import GRU, LSTM, RNN
+from attnlab.nn.ssm import Mamba, MambaOutput, MambaState
 from attnlab.nn.transformer import TransformerEncoderLayer
 
 __all__ = [
@@ -23,6 +24,9 @@ __all__ = [
     "LSTMCell",
     "LearnedPositionalEmbedding",
     "LuongAttention",
+    "Mamba",
+    "MambaOutput",
+    "MambaState",
     "MultiHeadAttention",
     "RNNCell",
     "SinusoidalPositionalEncoding",
