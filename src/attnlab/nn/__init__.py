@@ -3,6 +3,7 @@
 from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from attnlab.nn.classic_attention import AdditiveAttention, LuongAttention
 from attnlab.nn.loop import run_direction
+from attnlab.nn.moe import MoE, MoEOutput
 from attnlab.nn.multihead import KVCache, MultiHeadAttention
 from attnlab.nn.positional import (
     LearnedPositionalEmbedding,
@@ -27,6 +28,8 @@ __all__ = [
     "Mamba",
     "MambaOutput",
     "MambaState",
+    "MoE",
+    "MoEOutput",
     "MultiHeadAttention",
     "RNNCell",
     "SinusoidalPositionalEncoding",
