@@ -115,7 +115,7 @@ def test_scan_gradcheck():
 
 def mamba(dtype=torch.float64, seed=0, **kw) -> Mamba:
     torch.manual_seed(seed)
-    kw = {"d_state": 3, "d_conv": 4, "expand": 2, **kw}
+    kw = {"d_state": 3, "d_conv": 4, "expand": 2, "scan": "chunked", **kw}
     return Mamba(6, dtype=dtype, **kw)
 
 
@@ -157,18 +157,19 @@ def test_initialisation():
     assert dt.min() >= 0.01 * (1 - 1e-5) and dt.max() <= 0.2 * (1 + 1e-5)
 
 
-@pytest.mark.parametrize("chunk", [None, 3])
-def test_forward_equals_the_authors_formulation(chunk):
-    m = mamba(chunk_size=chunk)
+@pytest.mark.parametrize(("scan", "chunk"), [("chunked", None), ("chunked", 3), ("sequential", None), ("auto", None)])
+def test_forward_equals_the_authors_formulation(scan, chunk):
+    m = mamba(scan=scan, chunk_size=chunk)
     x = randn(2, 11, 6, seed=1)
     torch.testing.assert_close(m(x).output, mamba_ref(m, x), **F64)
 
 
+@pytest.mark.parametrize("scan", ["chunked", "sequential"])
 @pytest.mark.parametrize("prefill", [0, 2, 7], ids=["from-empty", "shorter-than-kernel", "prefill7"])
-def test_decoding_token_by_token_equals_the_full_forward(prefill):
+def test_decoding_token_by_token_equals_the_full_forward(prefill, scan):
     """A prefill of ``prefill`` tokens (forward), then one ``step`` per token: the full forward's outputs,
     and the same final state."""
-    m = mamba()
+    m = mamba(scan=scan, chunk_size=3)
     x = randn(2, 11, 6, seed=2)
     full = m(x)
     outs, state = [], None
@@ -254,6 +255,7 @@ def test_step_keeps_the_input_dtype():
         ({"expand": 0}, r"^expand: expected an integer >= 1, got 0"),
         ({"dt_rank": 0}, r"^dt_rank: expected an integer >= 1, got 0"),
         ({"chunk_size": 0}, r"^chunk_size: expected an integer >= 1, got 0"),
+        ({"scan": "parallel"}, r"^scan: expected one of \('auto', 'chunked', 'sequential'\), got 'parallel'"),
         ({"dt_min": 0.2, "dt_max": 0.1}, r"^dt_min, dt_max: expected 0 < dt_min <= dt_max"),
     ],
 )

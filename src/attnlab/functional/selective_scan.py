@@ -24,13 +24,20 @@ Two computations, equal up to rounding (the tests hold them to 1e-10 in float64)
 - :func:`selective_scan_ref`: the recurrence above, one :func:`selective_scan_step` per token (T sequential
   steps; decoding runs the same step).
 - :func:`selective_scan` (training), chunked in two levels with chunk length c (default ceil(sqrt(T))):
-  (1) inside every chunk at once, the scan from a zero state (c steps, vectorised over the T/c chunks), and
-  ``L_t = cumsum(delta A)``, the cumulative log decay from the chunk's start; (2) a sequential pass over the
-  chunks carries the state across, ``H_{j+1} = exp(L_end) H_j + h^local_end``; (3) every position adds what
-  came in, ``h_t = h^local_t + exp(L_t) H_j``. About 2 sqrt(T) sequential steps instead of T, every factor a
-  decay <= 1 (nothing overflows), memory O(B T D N) as the reference. The fully parallel within-chunk form
-  (Mamba-2's "segsum" matrix ``exp(L_t - L_s)``) would need a (c x c) matrix per channel and state index here,
-  c times the memory, because Mamba-1's decay differs per (d, n); Mamba-2 makes A a scalar per head for that.
+  (1) inside every chunk at once, the scan from a zero state (c steps, vectorised over the T/c chunks) and its
+  outputs ``C_t h^local_t``; the cumulative log decay from the chunk's start, ``L_t = A * cumsum(delta)`` (A does
+  not change in time, so the cumulative sum runs over delta ``(B, T, D)``, N times smaller than the decays);
+  (2) a sequential pass over the chunks carries the state across, ``H_{j+1} = exp(L_end) H_j + h^local_end``;
+  (3) every position adds what came in, ``y_t += C_t (exp(L_t) H_j)``. About 2 sqrt(T) sequential steps
+  instead of T, every factor a decay <= 1 (nothing overflows, nothing is divided by a decay), memory
+  O(B T D N) as the reference. The fully parallel within-chunk form (Mamba-2's "segsum" matrix
+  ``exp(L_t - L_s)``) would need a (c x c) matrix per channel and state index, c times the memory, because
+  Mamba-1's decay differs per (d, n); Mamba-2 makes A a scalar per head for that.
+
+Which is faster depends on the machine. Fewer sequential steps pay where each step costs kernel launches (a
+GPU) or where the tensors are small. On a CPU at training sizes the reference's per-step tensors ``(B, D, N)``
+stay in cache while the chunked scan streams ``(B, T, D, N)`` tensors through memory, and the plain loop wins:
+hence :class:`attnlab.nn.Mamba`'s ``scan="auto"``.
 
 Float16/bfloat16 inputs are scanned in float32 (states and decays), the output returns in u's dtype.
 """
@@ -115,26 +122,30 @@ def selective_scan(
     pad = n * c - T  # delta = 0 at the padded steps: decay exp(0) = 1 and no drive, the state passes unchanged
     if pad:
         u_, delta_, B_, C_ = (F.pad(x, (0, 0, 0, pad)) for x in (u_, delta_, B_, C_))
-    log_decay = delta_.view(Bn, n, c, Dn, 1) * A  # log A_bar = delta A: (B, n, c, D, 1) * (D, N) -> (B, n, c, D, N)
-    drive = (delta_ * u_).view(Bn, n, c, Dn, 1) * B_.view(Bn, n, c, 1, N)  # delta B u: (B, n, c, D, N)
+    dt = delta_.view(Bn, n, c, Dn)  # (B, n, c, D)
+    du = (delta_ * u_).view(Bn, n, c, Dn)  # delta u: (B, n, c, D)
+    Bc, Cc = B_.view(Bn, n, c, N), C_.view(Bn, n, c, N)  # (B, n, c, N)
     # (1) inside every chunk at once, from a zero state: h^local_t = A_bar_t h^local_{t-1} + B_bar_t u_t
-    local = []
     h = torch.zeros(Bn, n, Dn, N, dtype=work, device=u.device)  # (B, n, D, N): one state per chunk
-    for decay_t, drive_t in zip(log_decay.exp().unbind(2), drive.unbind(2), strict=True):  # c steps
-        h = decay_t * h + drive_t  # eq. 2a, for all chunks together
-        local.append(h)
-    local_h = torch.stack(local, dim=2)  # (B, n, c, D, N)
-    carry = torch.cumsum(log_decay, dim=2).exp()  # exp(L_t): decay from the chunk's start to t, (B, n, c, D, N)
+    ys = []
+    for dt_t, du_t, B_t, C_t in zip(dt.unbind(2), du.unbind(2), Bc.unbind(2), Cc.unbind(2), strict=True):  # c steps
+        # eq. 2a: exp(delta A) (B, n, D, 1) * (D, N) ; delta u B: (B, n, D, 1) * (B, n, 1, N)
+        h = torch.exp(dt_t.unsqueeze(-1) * A) * h + du_t.unsqueeze(-1) * B_t.unsqueeze(-2)  # (B, n, D, N)
+        ys.append((h * C_t.unsqueeze(-2)).sum(-1))  # C_t h^local_t: (B, n, D, N) * (B, n, 1, N) -> (B, n, D)
+    y = torch.stack(ys, dim=2)  # (B, n, c, D)
+    # L_t = sum of delta_s A from the chunk's start to t = A * cumsum(delta): A is constant in time
+    cum_dt = torch.cumsum(dt, dim=2)  # (B, n, c, D)
+    chunk_decay = torch.exp(cum_dt[:, :, -1].unsqueeze(-1) * A)  # exp(L_end): (B, n, D, 1) * (D, N) -> (B, n, D, N)
     # (2) across chunks: the state entering chunk j + 1 is H_{j+1} = exp(L_end) H_j + h^local_end
     entering = []
     H = h0  # (B, D, N)
     for j in range(n):
         entering.append(H)
-        H = carry[:, j, -1] * H + local_h[:, j, -1]
+        H = chunk_decay[:, j] * H + h[:, j]
     H_in = torch.stack(entering, dim=1)  # (B, n, D, N)
-    # (3) every position adds the decayed incoming state: h_t = h^local_t + exp(L_t) H_j
-    h_all = local_h + carry * H_in.unsqueeze(2)  # (B, n, c, D, N)
-    y = (h_all * C_.view(Bn, n, c, 1, N)).sum(-1)  # y_t = C_t h_t, eq. 2b: (B, n, c, D)
+    # (3) every position adds what came in: C_t (exp(L_t) H_j), so that y_t = C_t h_t (eq. 2b)
+    carry = torch.exp(cum_dt.unsqueeze(-1) * A)  # exp(L_t): (B, n, c, D, 1) * (D, N) -> (B, n, c, D, N)
+    y = y + (carry * H_in.unsqueeze(2) * Cc.unsqueeze(-2)).sum(-1)  # (B, n, c, D, N) * (B, n, c, 1, N) -> (B, n, c, D)
     y = y.reshape(Bn, n * c, Dn)[:, :T]  # (B, T, D)
     if D is not None:
         y = y + D * u_[:, :T]  # the skip D u_t

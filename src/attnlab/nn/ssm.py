@@ -42,7 +42,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab._checks import check_float, check_positive_int, check_tensor, shape_str
-from attnlab.functional.selective_scan import scan_dtype, selective_scan, selective_scan_step
+from attnlab.functional.selective_scan import scan_dtype, selective_scan, selective_scan_ref, selective_scan_step
+
+SCANS = ("auto", "chunked", "sequential")
 
 
 class MambaState(NamedTuple):
@@ -71,7 +73,12 @@ class Mamba(nn.Module):
         dt_rank: R, the rank of the step-size projection; default ceil(d_model / 16).
         dt_min, dt_max: the range of the initial step sizes softplus(dt_proj.bias) (log-uniform).
         bias: biases in in_proj and out_proj (the authors: none); the convolution always has one.
-        chunk_size: the chunk length of :func:`~attnlab.functional.selective_scan` (default ceil(sqrt(T))).
+        scan: how :meth:`forward` scans (the same numbers): ``"chunked"``
+            (:func:`~attnlab.functional.selective_scan`, ~2 sqrt(T) sequential steps), ``"sequential"``
+            (:func:`~attnlab.functional.selective_scan_ref`, T steps), ``"auto"``: sequential on the CPU (its
+            per-step tensors stay in cache; faster there at training sizes), chunked on other devices (fewer
+            kernel launches).
+        chunk_size: the chunk length of the chunked scan (default ceil(sqrt(T))).
     """
 
     def __init__(
@@ -85,6 +92,7 @@ class Mamba(nn.Module):
         dt_min: float = 1e-3,
         dt_max: float = 0.1,
         bias: bool = False,
+        scan: str = "auto",
         chunk_size: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -95,10 +103,12 @@ class Mamba(nn.Module):
         self.dt_rank = math.ceil(d_model / 16) if dt_rank is None else check_positive_int("dt_rank", dt_rank)
         if chunk_size is not None:
             check_positive_int("chunk_size", chunk_size)
+        if scan not in SCANS:
+            raise ValueError(f"scan: expected one of {SCANS}, got {scan!r}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"dt_min, dt_max: expected 0 < dt_min <= dt_max, got {dt_min!r}, {dt_max!r}")
         self.d_model, self.d_state, self.d_conv, self.d_inner = d_model, d_state, d_conv, expand * d_model
-        self.chunk_size = chunk_size
+        self.scan, self.chunk_size = scan, chunk_size
         kw = {"device": device, "dtype": dtype}
         D_in, N, R = self.d_inner, d_state, self.dt_rank
         self.in_proj = nn.Linear(d_model, 2 * D_in, bias=bias, **kw)  # W_in: x -> [u; z]
@@ -143,7 +153,11 @@ class Mamba(nn.Module):
         u = F.silu(u).transpose(1, 2)  # (B, T, D_in)
         delta, Bm, Cm = self._selection(u)  # (B, T, D_in), (B, T, N), (B, T, N)
         A = -torch.exp(self.A_log)  # (D_in, N), every entry < 0
-        y, ssm_state = selective_scan(u, delta, A, Bm, Cm, self.D, ssm_state, chunk_size=self.chunk_size)
+        scan = self.scan if self.scan != "auto" else ("sequential" if x.device.type == "cpu" else "chunked")
+        if scan == "chunked":
+            y, ssm_state = selective_scan(u, delta, A, Bm, Cm, self.D, ssm_state, chunk_size=self.chunk_size)
+        else:
+            y, ssm_state = selective_scan_ref(u, delta, A, Bm, Cm, self.D, ssm_state)  # (B, T, D_in), (B, D_in, N)
         out = self.out_proj(y * F.silu(z))  # gate, then (B, T, D_in) -> (B, T, C)
         return MambaOutput(out, MambaState(u_in[..., T:], ssm_state))  # the last K - 1 conv inputs
 
