@@ -27,15 +27,23 @@ IMPL_IDS = ["chunked64", "chunked1", "chunked4", "chunked7", "recurrent"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
-def randn(*shape: int, dtype=torch.float64, seed: int = 0, requires_grad: bool = False) -> Tensor:
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """CPU, and CUDA when present: the same checks on every device (DESIGN.md)."""
+    return request.param
+
+
+def randn(*shape: int, dtype=torch.float64, seed: int = 0, requires_grad: bool = False, device="cpu") -> Tensor:
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
     return x.requires_grad_(requires_grad)
 
 
-def qkv(B=2, nh=3, T=13, d_k=5, d_v=7, dtype=torch.float64, seed=0, requires_grad=False):
+def qkv(B=2, nh=3, T=13, d_k=5, d_v=7, dtype=torch.float64, seed=0, requires_grad=False, device="cpu"):
     return tuple(
-        randn(B, nh, T, d, dtype=dtype, seed=seed + i, requires_grad=requires_grad)
+        randn(B, nh, T, d, dtype=dtype, seed=seed + i, requires_grad=requires_grad, device=device)
         for i, d in enumerate((d_k, d_k, d_v))
     )
 
@@ -47,7 +55,7 @@ def linear_attention_ref(q: Tensor, k: Tensor, v: Tensor, eps: float = 1e-6) -> 
     q, k, v = (x.double() for x in (q, k, v))
     T = q.shape[-2]
     w = elu_feature_map(q) @ elu_feature_map(k).transpose(-2, -1)  # (..., T, d_k) @ (..., d_k, T) -> (..., T, T)
-    w = w * torch.ones(T, T, dtype=torch.bool).tril()  # key j <= query i
+    w = w * torch.ones(T, T, dtype=torch.bool, device=q.device).tril()  # key j <= query i
     return (w @ v) / (w.sum(-1, keepdim=True) + eps)  # (..., T, T) @ (..., T, d_v) -> (..., T, d_v)
 
 
@@ -58,14 +66,14 @@ def run(impl_chunk, q, k, v, state=None, eps=1e-6):
 
 def grads(out: Tensor, inputs, seed: int = 99):
     """Gradients of ``<out, g>`` for a fixed random g."""
-    g = randn(*out.shape, dtype=out.dtype, seed=seed)
+    g = randn(*out.shape, dtype=out.dtype, seed=seed, device=out.device)
     return torch.autograd.grad(out, inputs, g)
 
 
 @pytest.mark.parametrize("T", [1, 7, 13, 33])
 @pytest.mark.parametrize("impl_chunk", IMPLS, ids=IMPL_IDS)
-def test_matches_reference_forward_and_backward(impl_chunk, T):
-    q, k, v = qkv(T=T, requires_grad=True)
+def test_matches_reference_forward_and_backward(impl_chunk, T, device):
+    q, k, v = qkv(T=T, requires_grad=True, device=device)
     out = run(impl_chunk, q, k, v).output
     ref = linear_attention_ref(q, k, v)
     torch.testing.assert_close(out, ref, **F64)
@@ -74,17 +82,18 @@ def test_matches_reference_forward_and_backward(impl_chunk, T):
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 5, 19, 100])
-def test_chunked_equals_recurrent_with_a_state(chunk):
+def test_chunked_equals_recurrent_with_a_state(chunk, device):
     """Both forms from the same nonzero initial state: outputs, final states and all gradients agree."""
-    q, k, v = qkv(T=19, requires_grad=True)
-    s0 = randn(2, 3, 5, 7, seed=10).abs().requires_grad_()  # a state some positive keys could have left
-    z0 = randn(2, 3, 5, seed=11).abs().requires_grad_()
+    q, k, v = qkv(T=19, requires_grad=True, device=device)
+    s0 = randn(2, 3, 5, 7, seed=10, device=device).abs().requires_grad_()  # a state positive keys could leave
+    z0 = randn(2, 3, 5, seed=11, device=device).abs().requires_grad_()
     a = linear_attention(q, k, v, LinearAttentionState(s0, z0), impl="chunked", chunk_size=chunk)
     b = linear_attention(q, k, v, LinearAttentionState(s0, z0), impl="recurrent")
     for x, y in zip((a.output, *a.state), (b.output, *b.state), strict=True):
         torch.testing.assert_close(x, y, **F64)
-    loss_a = (a.output * randn(*a.output.shape, seed=5)).sum() + a.state.s.sum() + a.state.z.sum()
-    loss_b = (b.output * randn(*b.output.shape, seed=5)).sum() + b.state.s.sum() + b.state.z.sum()
+    g = randn(*a.output.shape, seed=5, device=device)
+    loss_a = (a.output * g).sum() + a.state.s.sum() + a.state.z.sum()
+    loss_b = (b.output * g).sum() + b.state.s.sum() + b.state.z.sum()
     inputs = (q, k, v, s0, z0)
     for x, y in zip(torch.autograd.grad(loss_a, inputs), torch.autograd.grad(loss_b, inputs), strict=True):
         torch.testing.assert_close(x, y, **F64)
@@ -111,9 +120,9 @@ def test_state_hands_over_between_calls(impl_chunk):
     torch.testing.assert_close(rest.state.z, whole.state.z, **F64)
 
 
-def test_decoding_step_by_step_equals_the_chunked_forward():
+def test_decoding_step_by_step_equals_the_chunked_forward(device):
     """A chunked prefill of 6 tokens, then one linear_attention_step per token: the full chunked forward."""
-    q, k, v = qkv(T=17)
+    q, k, v = qkv(T=17, device=device)
     full = linear_attention(q, k, v, chunk_size=4)
     prefill = linear_attention(q[..., :6, :], k[..., :6, :], v[..., :6, :], chunk_size=4)
     state, outs = prefill.state, [prefill.output]

@@ -19,14 +19,22 @@ F64 = {"rtol": 1e-10, "atol": 1e-10}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def randn(*shape: int, dtype=torch.float64, seed: int = 0) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
-def moe(E: int, k: int, dtype=torch.float64, seed: int = 0, **kw) -> MoE:
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """CPU, and CUDA when present: the same checks on every device (DESIGN.md)."""
+    return request.param
+
+
+def randn(*shape: int, dtype=torch.float64, seed: int = 0, device="cpu") -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
+
+
+def moe(E: int, k: int, dtype=torch.float64, seed: int = 0, device="cpu", **kw) -> MoE:
     torch.manual_seed(seed)
-    return MoE(5, 7, E, k, dtype=dtype, **kw)
+    return MoE(5, 7, E, k, dtype=dtype, **kw).to(device)
 
 
 def moe_ref(m: MoE, x: Tensor) -> tuple[Tensor, Tensor, float]:
@@ -49,13 +57,13 @@ def moe_ref(m: MoE, x: Tensor) -> tuple[Tensor, Tensor, float]:
     rows = []
     for n in range(N):
         gates = torch.softmax(torch.stack([logits[n][e] for e in choices[n]]), 0)
-        y = torch.zeros(m.d_model, dtype=x.dtype)
+        y = torch.zeros(m.d_model, dtype=x.dtype, device=x.device)
         for r, e in enumerate(choices[n]):
             if (n, r) in kept:
                 h = F.gelu(m.w1[e] @ xf[n] + m.b1[e])  # (H,)
                 y = y + gates[r] * (m.w2[e] @ h + m.b2[e])  # (C,)
         rows.append(y)
-    f = torch.tensor([sum(c.count(i) for c in choices) / (k * N) for i in range(E)], dtype=x.dtype)
+    f = torch.tensor([sum(c.count(i) for c in choices) / (k * N) for i in range(E)], dtype=x.dtype, device=x.device)
     P = torch.stack([torch.softmax(l, 0) for l in logits]).mean(0)
     aux = m.aux_loss_weight * E * (f * P).sum()
     return torch.stack(rows).view(x.shape), aux, 1.0 - len(kept) / (k * N)
@@ -63,7 +71,7 @@ def moe_ref(m: MoE, x: Tensor) -> tuple[Tensor, Tensor, float]:
 
 def forward_and_grads(fn, m: MoE, x: Tensor, seed: int = 99):
     out, aux = fn(x)[:2]
-    loss = (out * randn(*out.shape, dtype=out.dtype, seed=seed)).sum() + 10.0 * aux
+    loss = (out * randn(*out.shape, dtype=out.dtype, seed=seed, device=out.device)).sum() + 10.0 * aux
     return (out, aux, *torch.autograd.grad(loss, (x, *m.parameters())))
 
 
@@ -71,9 +79,9 @@ CASES = [(4, 1, None), (4, 2, None), (5, 3, None), (3, 3, None), (4, 2, 1.0), (4
 
 
 @pytest.mark.parametrize(("E", "k", "cf"), CASES, ids=[f"E{e}-k{k}-cf{c}" for e, k, c in CASES])
-def test_equals_per_token_reference_float64(E, k, cf):
-    m = moe(E, k, capacity_factor=cf)
-    x = randn(3, 7, 5, seed=1).requires_grad_()
+def test_equals_per_token_reference_float64(E, k, cf, device):
+    m = moe(E, k, capacity_factor=cf, device=device)
+    x = randn(3, 7, 5, seed=1, device=device).requires_grad_()
     ours = forward_and_grads(m, m, x)
     ref = forward_and_grads(lambda x: moe_ref(m, x), m, x)
     for a, b in zip(ours, ref, strict=True):

@@ -25,12 +25,20 @@ SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=N
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def randn(*shape: int, dtype=torch.float64, seed: int = 0) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
-def scan_inputs(B=2, T=13, D=5, N=3, dtype=torch.float64, seed=0, strong=False, requires_grad=False):
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """CPU, and CUDA when present: the same checks on every device (DESIGN.md)."""
+    return request.param
+
+
+def randn(*shape: int, dtype=torch.float64, seed: int = 0, device="cpu") -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
+
+
+def scan_inputs(B=2, T=13, D=5, N=3, dtype=torch.float64, seed=0, strong=False, requires_grad=False, device="cpu"):
     """u, delta > 0, A < 0, B, C, D, h0 as the Mamba block makes them; ``strong``: decays down to exp(-100) per
     step, far past what exp(-cumsum) could hold (the chunked scan must never divide by a decay)."""
     u = randn(B, T, D, dtype=dtype, seed=seed)
@@ -39,14 +47,14 @@ def scan_inputs(B=2, T=13, D=5, N=3, dtype=torch.float64, seed=0, strong=False, 
     Bm, Cm = randn(B, T, N, dtype=dtype, seed=seed + 3), randn(B, T, N, dtype=dtype, seed=seed + 4)
     Dskip, h0 = randn(D, dtype=dtype, seed=seed + 5), randn(B, D, N, dtype=dtype, seed=seed + 6)
     xs = (u, delta, A, Bm, Cm, Dskip, h0)
-    return tuple(x.requires_grad_(requires_grad) for x in xs)
+    return tuple(x.to(device).requires_grad_(requires_grad) for x in xs)
 
 
 def output_and_grads(fn, xs, seed=99):
     """y, the last state, and the gradients of <y, g> + <h_T, g'> in every input."""
     y, h = fn(*xs)
-    loss = (y * randn(*y.shape, dtype=y.dtype, seed=seed)).sum() + (
-        h * randn(*h.shape, dtype=h.dtype, seed=seed + 1)
+    loss = (y * randn(*y.shape, dtype=y.dtype, seed=seed, device=y.device)).sum() + (
+        h * randn(*h.shape, dtype=h.dtype, seed=seed + 1, device=h.device)
     ).sum()
     return (y, h, *torch.autograd.grad(loss, xs))
 
@@ -63,8 +71,8 @@ CASES = [  # (T, N, chunk_size)
 
 
 @pytest.mark.parametrize(("T", "N", "chunk"), CASES, ids=[f"T{t}-N{n}-c{c}" for t, n, c in CASES])
-def test_chunked_scan_equals_reference_float64(T, N, chunk):
-    xs = scan_inputs(T=T, N=N, requires_grad=True)
+def test_chunked_scan_equals_reference_float64(T, N, chunk, device):
+    xs = scan_inputs(T=T, N=N, requires_grad=True, device=device)
     ours = output_and_grads(lambda *a: selective_scan(*a, chunk_size=chunk), xs)
     ref = output_and_grads(selective_scan_ref, xs)
     for a, b in zip(ours, ref, strict=True):
@@ -72,9 +80,9 @@ def test_chunked_scan_equals_reference_float64(T, N, chunk):
 
 
 @pytest.mark.parametrize(("T", "N", "chunk"), [(30, 5, None), (13, 3, 4)], ids=["T30-N5", "T13-N3-c4"])
-def test_chunked_scan_equals_reference_float32(T, N, chunk):
+def test_chunked_scan_equals_reference_float32(T, N, chunk, device):
     """float32 against float32: torch's default assert_close tolerances, outputs and every gradient."""
-    xs = scan_inputs(T=T, N=N, dtype=torch.float32, requires_grad=True)
+    xs = scan_inputs(T=T, N=N, dtype=torch.float32, requires_grad=True, device=device)
     ours = output_and_grads(lambda *a: selective_scan(*a, chunk_size=chunk), xs)
     ref = output_and_grads(selective_scan_ref, xs)
     for a, b in zip(ours, ref, strict=True):
@@ -113,10 +121,10 @@ def test_scan_gradcheck():
 # --- the Mamba block ----------------------------------------------------------------------------------------
 
 
-def mamba(dtype=torch.float64, seed=0, **kw) -> Mamba:
+def mamba(dtype=torch.float64, seed=0, device="cpu", **kw) -> Mamba:
     torch.manual_seed(seed)
     kw = {"d_state": 3, "d_conv": 4, "expand": 2, "scan": "chunked", **kw}
-    return Mamba(6, dtype=dtype, **kw)
+    return Mamba(6, dtype=dtype, **kw).to(device)
 
 
 def mamba_ref(m: Mamba, x: Tensor) -> Tensor:
@@ -158,19 +166,19 @@ def test_initialisation():
 
 
 @pytest.mark.parametrize(("scan", "chunk"), [("chunked", None), ("chunked", 3), ("sequential", None), ("auto", None)])
-def test_forward_equals_the_authors_formulation(scan, chunk):
-    m = mamba(scan=scan, chunk_size=chunk)
-    x = randn(2, 11, 6, seed=1)
+def test_forward_equals_the_authors_formulation(scan, chunk, device):
+    m = mamba(scan=scan, chunk_size=chunk, device=device)
+    x = randn(2, 11, 6, seed=1, device=device)
     torch.testing.assert_close(m(x).output, mamba_ref(m, x), **F64)
 
 
 @pytest.mark.parametrize("scan", ["chunked", "sequential"])
 @pytest.mark.parametrize("prefill", [0, 2, 7], ids=["from-empty", "shorter-than-kernel", "prefill7"])
-def test_decoding_token_by_token_equals_the_full_forward(prefill, scan):
+def test_decoding_token_by_token_equals_the_full_forward(prefill, scan, device):
     """A prefill of ``prefill`` tokens (forward), then one ``step`` per token: the full forward's outputs,
     and the same final state."""
-    m = mamba(scan=scan, chunk_size=3)
-    x = randn(2, 11, 6, seed=2)
+    m = mamba(scan=scan, chunk_size=3, device=device)
+    x = randn(2, 11, 6, seed=2, device=device)
     full = m(x)
     outs, state = [], None
     if prefill:

@@ -139,9 +139,9 @@ def selective_scan(
     # (2) across chunks: the state entering chunk j + 1 is H_{j+1} = exp(L_end) H_j + h^local_end
     entering = []
     H = h0  # (B, D, N)
-    for j in range(n):
+    for decay_j, local_end_j in zip(chunk_decay.unbind(1), h.unbind(1), strict=True):  # n steps, each (B, D, N)
         entering.append(H)
-        H = chunk_decay[:, j] * H + h[:, j]
+        H = decay_j * H + local_end_j
     H_in = torch.stack(entering, dim=1)  # (B, n, D, N)
     # (3) every position adds what came in: C_t (exp(L_t) H_j), so that y_t = C_t h_t (eq. 2b)
     carry = torch.exp(cum_dt.unsqueeze(-1) * A)  # exp(L_t): (B, n, c, D, 1) * (D, N) -> (B, n, c, D, N)
