@@ -86,6 +86,8 @@ def _dispatch(argv: list[str]) -> int:
         return _cmd_sample(args)
     if args.command == "viz":
         return _cmd_viz(args)
+    if args.command == "practice":
+        return _cmd_practice(args)
     return _cmd_bench(args)
 
 
@@ -149,6 +151,18 @@ def _build_parser() -> _Parser:
         help="minilm (all-MiniLM-L6-v2, the default) or a GPT or seq2seq checkpoint (a file or its run folder)",
     )
     viz.add_argument("--out", type=Path, default=Path("attention.html"), help="default: attention.html")
+
+    practice = sub.add_parser(
+        "practice", help="write the lesson's practice page: flashcards and the pronoun exercise (one HTML file)"
+    )
+    practice.add_argument("--out", type=Path, default=Path("practice.html"), help="default: practice.html")
+    practice.add_argument(
+        "--results",
+        type=Path,
+        metavar="PATH",
+        help="an attnlab report's results.json (or its folder) for the cards' measured numbers "
+        "(default: runs/report/results.json when it exists)",
+    )
     return parser
 
 
@@ -466,4 +480,24 @@ def _cmd_viz(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     path = AttentionView(payloads).save(args.out)
     print(f"viewer: {path} ({len(payloads[0]['query_tokens'])} tokens)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- practice
+
+
+def _cmd_practice(args: argparse.Namespace) -> int:
+    from attnlab.models import Encoder
+    from attnlab.report.practice import check_out, find_results, load_results, write_practice
+
+    try:  # a bad --out or --results, or the pretrained encoder not installed
+        out = check_out(args.out)
+        results_path = find_results(args.results)
+        results = None if results_path is None else load_results(results_path)
+        encoder = Encoder.from_pretrained()
+    except _USER_ERRORS as exc:
+        raise UsageError(str(exc)) from exc
+    path = write_practice(out, results, results_path, encoder=encoder)
+    measured = f"measured numbers from {results_path}" if results_path else "no report results (see the page)"
+    print(f"practice: {path} ({measured})")
     return 0

@@ -30,6 +30,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import attnlab.functional
 from attnlab.functional import scaled_dot_product_attention
+from attnlab.functional.masks import AttentionMask
 
 pytest.importorskip("triton", reason="the `gpu` extra (Triton) is not installed; `make test` installs it")
 
@@ -108,15 +109,17 @@ def make_case(spec: tuple, dtype, seed: int = 0):
     return (q, k, v), key_mask, allowed
 
 
-def ours(flash, q, k, v, spec: tuple, key_mask, scale=None):
-    """Through the SDPA where its arguments can say it (is_causal, or a key-padding attn_mask), else directly."""
-    batch, _, _, hs, _, causal, _ = spec
+def ours(q, k, v, spec: tuple, key_mask, scale=None):
+    """Through the SDPA: torch's arguments where they can say it (is_causal, a key-padding attn_mask ``(..., 1, S)``),
+    else an :class:`AttentionMask`."""
+    causal = spec[5]
     if causal is None:
         mask = None if key_mask is None else key_mask.unsqueeze(-2)  # (..., 1, S): the same for every query
         return scaled_dot_product_attention(q, k, v, mask, scale=scale, impl="triton")
     if causal == "upper_left" and key_mask is None:
         return scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, impl="triton")
-    return flash.flash_attention(q, k, v, hs**-0.5 if scale is None else scale, batch, causal, key_mask)
+    mask = AttentionMask(causal=causal, key_padding=key_mask)
+    return scaled_dot_product_attention(q, k, v, mask, scale=scale, impl="triton")
 
 
 def torch_sdpa(q, k, v, spec: tuple, allowed, scale=None):
@@ -139,7 +142,7 @@ def check_against_reference(flash, spec: tuple, dtype, scale=None, seed=0):
     float32 tolerances (as in test_sdpa.test_explicit_scale): there the float64 reference alone is the judge."""
     (q, k, v), key_mask, allowed = make_case(spec, dtype, seed)
     g = randn(*q.shape[:-1], v.shape[-1], seed=seed + 99)
-    out, grads, _ = forward_backward(lambda q, k, v: ours(flash, q, k, v, spec, key_mask, scale), [q, k, v], g)
+    out, grads, _ = forward_backward(lambda q, k, v: ours(q, k, v, spec, key_mask, scale), [q, k, v], g)
     out_pt, grads_pt, _ = forward_backward(lambda q, k, v: torch_sdpa(q, k, v, spec, allowed, scale), [q, k, v], g)
     inputs64 = [x.double() for x in (q, k, v)]
     out_ref, grads_ref, _ = forward_backward(
@@ -171,7 +174,7 @@ def test_forward_and_backward_within_torch_error(flash, case, dtype):
     if CUDA:  # every gradient element is written by one program: the same bits run to run
         (q, k, v), key_mask, _ = make_case(CASES[case], dtype)
         g = randn(*q.shape[:-1], v.shape[-1], seed=99)
-        again = [forward_backward(lambda *x: ours(flash, *x, CASES[case], key_mask), [q, k, v], g)[1] for _ in "12"]
+        again = [forward_backward(lambda *x: ours(*x, CASES[case], key_mask), [q, k, v], g)[1] for _ in "12"]
         assert all(torch.equal(a, b) for a, b in zip(*again, strict=True))
 
 
@@ -193,7 +196,7 @@ def test_explicit_scale(flash, scale):
     spec = CASES["T113-S203-hs59-causal"]
     out, _, _ = check_against_reference(flash, spec, torch.float32, scale=scale)
     (q, k, v), key_mask, _ = make_case(spec, torch.float32)
-    assert not torch.allclose(out, ours(flash, q, k, v, spec, key_mask), atol=1e-3)  # the scale is really used
+    assert not torch.allclose(out, ours(q, k, v, spec, key_mask), atol=1e-3)  # the scale is really used
 
 
 @pytest.mark.parametrize("layout", ["transposed-heads", "kv-shared-by-heads", "2-D", "5-D"])
@@ -242,8 +245,18 @@ def test_refuses_unsupported_dtype(flash):
 def test_refuses_masks_other_than_key_padding(flash, kind):
     q, k, v = small()
     mask = torch.zeros(5, 7, device=DEVICE) if kind == "float" else torch.ones(5, 7, dtype=torch.bool, device=DEVICE)
-    with pytest.raises(ValueError, match=r"^attn_mask: impl='triton' takes is_causal or a bool key-padding mask"):
+    with pytest.raises(
+        ValueError, match=r"^attn_mask: impl='triton' takes causal masks and key padding: a bool mask broadcastable to"
+    ):
         scaled_dot_product_attention(q, k, v, mask, impl="triton")
+
+
+def test_refuses_a_sliding_window(flash):
+    mask = AttentionMask(causal="lower_right", window=3)
+    with pytest.raises(
+        ValueError, match=r"^attn_mask: impl='triton' has no sliding window, got AttentionMask\(window=3\)"
+    ):
+        scaled_dot_product_attention(*small(), mask, impl="triton")
 
 
 def test_refuses_dropout_and_weights(flash):

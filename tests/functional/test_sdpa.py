@@ -26,6 +26,7 @@ from torch.autograd import gradcheck
 
 from attnlab.functional import AttentionOutput, scaled_dot_product_attention
 from attnlab.functional.chunked import _ChunkedSDPA, chunked_attention
+from attnlab.functional.masks import as_mask
 from attnlab.functional.sdpa import _ManualSDPA
 
 # float64: the same equation in (nearly) the same order on both sides; differences are a few ulps.
@@ -75,7 +76,8 @@ def sdpa(impl: str, q, k, v, attn_mask=None, is_causal=False, scale=None, dropou
         block_q, block_k = (int(n) for n in impl.split(":")[1].split("x"))
         batch = tuple(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
         s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-        return chunked_attention(q, k, v, attn_mask, is_causal, s, dropout_p, batch, block_q=block_q, block_k=block_k)
+        mask = as_mask(attn_mask, is_causal)
+        return chunked_attention(q, k, v, mask, s, dropout_p, batch, block_q=block_q, block_k=block_k)
     return scaled_dot_product_attention(
         q, k, v, attn_mask, dropout_p, is_causal, scale, impl=impl, return_weights=return_weights
     )
@@ -325,11 +327,13 @@ def test_gradcheck_chunked_with_dropout_fixed_seed(causal):
     q, k, v = (randn(*shape, dtype=torch.float64, seed=i) for i, shape in enumerate([(2, 5, 6), (2, 7, 6), (2, 7, 4)]))
     leaves = [x.requires_grad_() for x in (q, k, v)]
 
+    mask = as_mask(None, causal)
+
     def f(q, k, v):
-        return _ChunkedSDPA.apply(q, k, v, None, causal, 0.4, 0.3, 1234, 2, 3)
+        return _ChunkedSDPA.apply(q, k, v, mask, 0.4, 0.3, 1234, 2, 3)
 
     torch.testing.assert_close(f(*leaves), f(*leaves), rtol=0, atol=0)  # the seed fixes the keep-mask
-    assert not torch.allclose(f(*leaves), _ChunkedSDPA.apply(q, k, v, None, causal, 0.4, 0.0, 0, 2, 3))
+    assert not torch.allclose(f(*leaves), _ChunkedSDPA.apply(q, k, v, mask, 0.4, 0.0, 0, 2, 3))
     assert gradcheck(f, leaves)
 
 

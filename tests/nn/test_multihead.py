@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from attnlab.functional import AttentionOutput
+from attnlab.functional import AttentionMask, AttentionOutput
 from attnlab.nn import KVCache, MultiHeadAttention
 
 # float64: the same math in (nearly) the same order on both sides; differences are a few ulps.
@@ -246,6 +246,9 @@ def test_property_permutation_equivariant(impl, T, seed, with_key_mask):
     torch.testing.assert_close(out_perm, out[:, perm])
 
 
+LOWER_RIGHT = AttentionMask(causal="lower_right")  # the new queries are the last positions
+
+
 @pytest.mark.parametrize(
     "steps",
     [[5] + [1] * 15, [1] * 20, [3, 4, 1, 6, 2, 4], [20]],
@@ -265,10 +268,22 @@ def test_kv_cached_decoding_equals_full_causal_forward(impl, with_key_mask, step
         cache, pieces, t = KVCache(), [], 0
         for n in steps:
             km = None if key_mask is None else key_mask[:, : t + n]  # (B, S): every key seen so far
-            pieces.append(ours(x[:, t : t + n], is_causal=True, key_mask=km, cache=cache).output)
+            pieces.append(ours(x[:, t : t + n], attn_mask=LOWER_RIGHT, key_mask=km, cache=cache).output)
             t += n
     assert cache.length == 20
     torch.testing.assert_close(torch.cat(pieces, dim=1), full)
+
+
+def test_is_causal_after_a_cache_is_refused_and_names_the_explicit_mask():
+    """``is_causal`` is top-left everywhere; queries after cached keys need the bottom-right mask, spelled out."""
+    _, ours = twins(16, 2)
+    x = randn(1, 4, 16, seed=1)
+    cache = KVCache()
+    ours(x, is_causal=True, cache=cache)  # an empty cache: T == S, the two alignments agree
+    with pytest.raises(
+        ValueError, match=r"^is_causal: top-left causal .* attn_mask=AttentionMask\(causal='lower_right'\)"
+    ):
+        ours(x[:, :1], is_causal=True, cache=cache)
 
 
 @SETTINGS

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.functional import AttentionMask
 from attnlab.nn import (
     KVCache,
     LearnedPositionalEmbedding,
@@ -321,7 +322,7 @@ def test_rotary_kv_cached_decoding_equals_full_causal_forward(pieces):
     full = mha(x, is_causal=True).output
     cache, outs, t = KVCache(), [], 0
     for n in pieces:
-        outs.append(mha(x[:, t : t + n], is_causal=True, cache=cache).output)
+        outs.append(mha(x[:, t : t + n], attn_mask=AttentionMask(causal="lower_right"), cache=cache).output)
         t += n
     assert cache.length == 20
     torch.testing.assert_close(torch.cat(outs, dim=1), full)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from attnlab._checks import check_device_name
 from attnlab.fileio import write_json
 
 RESULT_KEYS = ("held", "metrics", "setup", "summary", "data")
@@ -42,8 +43,7 @@ class ExperimentConfig:
     PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {"quick": {}, "full": {}}
 
     def __post_init__(self) -> None:
-        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+        check_device_name(self.device)
 
     @classmethod
     def for_profile(cls, profile: str, **overrides: Any) -> ExperimentConfig:

@@ -45,6 +45,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from attnlab.functional.masks import AttentionMask
+
 try:
     import triton
     import triton.language as tl
@@ -555,24 +557,34 @@ def flash_attention(
     return out.reshape(*batch, T, hv)
 
 
-def from_sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, batch) -> Tensor:
-    """``impl="triton"`` of :func:`attnlab.functional.scaled_dot_product_attention` (arguments already checked
-    there): ``is_causal``, or a bool ``attn_mask`` that is a key-padding mask, i.e. broadcastable to
-    ``(..., 1, S)`` (the same for every query; True = real key). Anything else is refused."""
+def from_sdpa(query, key, value, mask: AttentionMask | None, dropout_p, scale, batch) -> Tensor:
+    """``impl="triton"`` of :func:`attnlab.functional.scaled_dot_product_attention` (arguments checked there).
+
+    Served: causal in either alignment, key padding (``AttentionMask.key_padding``, or a bool ``attn_mask``
+    broadcastable to ``(..., 1, S)``: the same keys for every query, True = real key), both together.
+    Refused: a sliding window, a float mask or a boolean mask that differs between queries, dropout."""
     if dropout_p > 0:
         raise ValueError(f"dropout_p: impl='triton' has no dropout; expected 0, got {dropout_p!r}")
-    key_mask = None
-    if attn_mask is not None:
-        is_key_mask = attn_mask.dtype == torch.bool and (attn_mask.dim() < 2 or attn_mask.shape[-2] == 1)
-        if not is_key_mask:
-            kind = "bool" if attn_mask.dtype == torch.bool else f"float ({attn_mask.dtype})"
+    if mask is None:
+        return flash_attention(query, key, value, scale, batch)
+    if mask.window is not None:
+        raise ValueError(
+            f"attn_mask: impl='triton' has no sliding window, got AttentionMask(window={mask.window}); "
+            "use impl='chunked'"
+        )
+    key_mask = mask.key_padding  # (..., S) or None
+    dense = mask.dense
+    if dense is not None:
+        if dense.dtype != torch.bool or (dense.dim() >= 2 and dense.shape[-2] != 1):
+            kind = "bool" if dense.dtype == torch.bool else f"float ({dense.dtype})"
             raise ValueError(
-                "attn_mask: impl='triton' takes is_causal or a bool key-padding mask broadcastable to (..., 1, S) "
-                f"(True = real key), got a {kind} mask of shape {tuple(attn_mask.shape)}; use impl='chunked' for "
-                "arbitrary masks"
+                "attn_mask: impl='triton' takes causal masks and key padding: a bool mask broadcastable to "
+                f"(..., 1, S) (True = real key), got a {kind} mask of shape {tuple(dense.shape)}; use impl='chunked' "
+                "for arbitrary masks"
             )
-        key_mask = attn_mask if attn_mask.dim() < 2 else attn_mask.squeeze(-2)  # (..., S)
-    return flash_attention(query, key, value, scale, batch, "upper_left" if is_causal else None, key_mask)
+        padding = dense if dense.dim() < 2 else dense.squeeze(-2)  # (..., S): the same for every query
+        key_mask = padding if key_mask is None else key_mask & padding
+    return flash_attention(query, key, value, scale, batch, mask.causal, key_mask)
 
 
 def check_inputs(query: Tensor, key: Tensor, value: Tensor) -> None:

@@ -20,7 +20,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab._checks import check_ndim, check_tensor
+from attnlab.functional.masks import AttentionMask
 from attnlab.nn import KVCache, LearnedPositionalEmbedding, TransformerEncoderLayer
+
+# Causal self-attention over positions: the T new queries are the last T of the S positions (bottom-right), which
+# is the plain lower triangle without a cache (torch's fused causal kernel) and no mask at all for one new token.
+CAUSAL = AttentionMask(causal="lower_right")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ class GPT(nn.Module):
     def forward(self, idx: Tensor, targets: Tensor | None = None, *, caches: list[KVCache] | None = None) -> GPTOutput:
         """idx ``(B, T)`` token ids; ``targets`` ``(B, T)`` (-1 entries ignored); ``caches``: one KVCache per
         block for incremental decoding (positions continue after the cached length)."""
+        self._check_idx(idx, caches)
         x = self._hidden(idx, caches)  # (B, T, C)
         if targets is None:
             logits = x[:, -1:, :] @ self.wte.weight.t()  # (B, 1, C) @ (C, V): only what generation needs
@@ -104,6 +110,7 @@ class GPT(nn.Module):
 
     def logits(self, idx: Tensor) -> Tensor:
         """Logits at every position ``(B, T, V)`` (for evaluation without targets)."""
+        self._check_idx(idx, None)
         return self._hidden(idx, None) @ self.wte.weight.t()  # (B, T, C) @ (C, V)
 
     def attention_weights(self, idx: Tensor) -> list[Tensor]:
@@ -113,33 +120,52 @@ class GPT(nn.Module):
         rows sum to 1), from the same forward pass as :meth:`logits`. In training mode the weights are those
         after attention dropout; call it on a model in eval mode to see the model's attention.
         """
+        self._check_idx(idx, None)
         weights: list[Tensor] = []
         self._hidden(idx, None, weights)
         return weights
 
-    def _hidden(self, idx: Tensor, caches: list[KVCache] | None, weights: list[Tensor] | None = None) -> Tensor:
-        """The final hidden states ``(B, T, C)``; each block's attention weights are appended to ``weights``
-        when it is a list (the slower path that materialises them)."""
+    def _check_idx(self, idx: Tensor, caches: list[KVCache] | None) -> None:
+        """Shape, dtype, length and token range of ``idx``. The range needs the values: on the CPU it is checked
+        here (an exact error); on a GPU it is asserted on the device (``torch._assert_async``), so a training step
+        does not wait for the GPU. :meth:`generate` checks the prompt once and skips this for sampled tokens."""
+        offset = 0 if caches is None else caches[0].length
+        self._check_ids(idx)
+        if offset + idx.shape[1] > self.config.block_size:
+            raise ValueError(f"idx: {offset + idx.shape[1]} positions exceed block_size={self.config.block_size}")
+
+    def _check_ids(self, idx: Tensor) -> None:
         check_tensor("idx", idx)
         check_ndim("idx", idx, (2,), "(batch, time) of token ids")
         if idx.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"idx: expected an integer tensor of token ids, got dtype {idx.dtype}")
-        T = idx.shape[1]
+        if not idx.numel():
+            return
+        V = self.config.vocab_size
+        if idx.device.type == "cpu":
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo < 0 or hi >= V:
+                raise ValueError(f"idx: token ids must be in [0, {V}), got [{lo}, {hi}]")
+        else:
+            torch._assert_async(((idx >= 0) & (idx < V)).all(), f"idx: token ids must be in [0, {V})")
+
+    def _hidden(self, idx: Tensor, caches: list[KVCache] | None, weights: list[Tensor] | None = None) -> Tensor:
+        """The final hidden states ``(B, T, C)`` of checked ``idx``; each block's attention weights are appended to
+        ``weights`` when it is a list (the slower path that materialises them)."""
         offset = 0 if caches is None else caches[0].length
-        if offset + T > self.config.block_size:
-            raise ValueError(f"idx: {offset + T} positions exceed block_size={self.config.block_size}")
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(
-                f"idx: token ids must be in [0, {self.config.vocab_size}), got [{int(idx.min())}, {int(idx.max())}]"
-            )
         x = self.drop(self.wpe(self.wte(idx), offset))  # (B, T, C)
         need_weights = weights is not None
         for i, block in enumerate(self.blocks):
             cache = None if caches is None else caches[i]
-            x, w = block(x, is_causal=True, need_weights=need_weights, cache=cache)  # (B, T, C), (B, nh, T, S)
+            x, w = block(x, attn_mask=CAUSAL, need_weights=need_weights, cache=cache)  # (B, T, C), (B, nh, T, S)
             if need_weights:
                 weights.append(w)
         return self.ln_f(x)
+
+    def _last_logits(self, idx: Tensor, caches: list[KVCache] | None) -> Tensor:
+        """Logits of the last position ``(B, V)``, for checked ids (generation's inner step)."""
+        x = self._hidden(idx, caches)[:, -1, :]  # (B, C)
+        return x @ self.wte.weight.t()  # (B, C) @ (C, V)
 
     @torch.no_grad()
     def generate(
@@ -164,21 +190,21 @@ class GPT(nn.Module):
             raise ValueError(f"temperature: expected >= 0, got {temperature!r}")
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k: expected None or an integer >= 1, got {top_k!r}")
-        check_ndim("idx", check_tensor("idx", idx), (2,), "(batch, time) of token ids")
-        if idx.shape[1] == 0:
+        if check_tensor("idx", idx).dim() == 2 and idx.shape[1] == 0:
             raise ValueError("idx: expected at least one prompt token, got an empty sequence")
+        self._check_ids(idx)  # the prompt, once: sampled ids are in range by construction
         bs = self.config.block_size
         caches: list[KVCache] | None = None
         for _ in range(max_new_tokens):
             context = idx[:, -bs:]
             if not use_cache:
-                logits = self(context).logits
+                logits = self._last_logits(context, None)
             elif caches is None or caches[0].length + 1 > bs:
-                caches = [KVCache() for _ in self.blocks]  # (re)fill from the context
-                logits = self(context, caches=caches).logits
+                caches = [KVCache(capacity=bs) for _ in self.blocks]  # (re)fill from the context
+                logits = self._last_logits(context, caches)
             else:
-                logits = self(idx[:, -1:], caches=caches).logits  # one new position
-            next_id = sample_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)
+                logits = self._last_logits(idx[:, -1:], caches)  # one new position
+            next_id = sample_next(logits, temperature, top_k, generator)  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
         return idx
 

@@ -3,6 +3,7 @@
 from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from attnlab.nn.classic_attention import AdditiveAttention, LuongAttention
 from attnlab.nn.loop import run_direction
+from attnlab.nn.moe import MoE, MoEOutput
 from attnlab.nn.multihead import KVCache, MultiHeadAttention
 from attnlab.nn.positional import (
     LearnedPositionalEmbedding,
@@ -11,6 +12,7 @@ from attnlab.nn.positional import (
     sinusoidal_positions,
 )
 from attnlab.nn.recurrent import GRU, LSTM, RNN
+from attnlab.nn.ssm import Mamba, MambaOutput, MambaState
 from attnlab.nn.transformer import TransformerEncoderLayer
 
 __all__ = [
@@ -23,6 +25,11 @@ __all__ = [
     "LSTMCell",
     "LearnedPositionalEmbedding",
     "LuongAttention",
+    "Mamba",
+    "MambaOutput",
+    "MambaState",
+    "MoE",
+    "MoEOutput",
     "MultiHeadAttention",
     "RNNCell",
     "SinusoidalPositionalEncoding",

@@ -13,38 +13,45 @@ Parameters have ``torch.nn.MultiheadAttention``'s names and shapes (``in_proj_we
 
 Mask convention (differs from ``nn.MultiheadAttention``, follows ``scaled_dot_product_attention``): a bool
 ``attn_mask`` is True where attention is **allowed**; a float one is added to the scores; it broadcasts to
-``(B, nh, T, S)``. ``key_mask`` ``(B, S)`` is True at real (non-padding) keys. ``is_causal``: the T queries are
-taken as the last T of the S key positions (bottom-right alignment, what a KV cache needs), so query i attends
-keys ``j <= S - T + i``; with T == S this is the usual lower triangle (the SDPA's top-left form).
+``(B, nh, T, S)``; an :class:`~attnlab.functional.AttentionMask` works too. ``key_mask`` ``(B, S)`` is True at
+real (non-padding) keys. ``is_causal`` means what it means in the SDPA (and in torch): query i attends keys
+``j <= i``, top-left. Queries that follow cached keys need the other alignment, spelled explicitly:
+``attn_mask=AttentionMask(causal="lower_right")`` (query i is position ``S - T + i``); ``is_causal=True`` with a
+non-empty cache is refused. For one new query that mask is empty, and none is built.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab._checks import check_float, check_ndim, check_positive_int, check_tensor, shape_str
-from attnlab.functional.sdpa import IMPLS, AttentionOutput, additive_mask, scaled_dot_product_attention
+from attnlab._checks import broadcast_shapes, check_float, check_ndim, check_positive_int, check_tensor, shape_str
+from attnlab.functional.masks import AttentionMask
+from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
 from attnlab.nn.positional import apply_rotary
 
 
 class KVCache:
     """Keys and values of the positions seen so far, per layer, for incremental decoding.
 
-    ``update(k, v)`` appends ``(B, nh, T_new, hs)`` keys/values and returns all of them ``(B, nh, S, hs)``.
-    Storage grows by doubling, so appending one token is amortized O(1) copies rather than O(S).
+    ``update(k, v)`` appends ``(B, nh, T_new, hs)`` keys/values and returns all of them ``(B, nh, S, hs)`` (views
+    of one buffer: nothing is copied but the new positions). ``capacity``: positions to allocate at the first
+    update (e.g. the model's context length), so decoding never reallocates; past it, storage grows by doubling.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int | None = None) -> None:
         self._k: Tensor | None = None
         self._v: Tensor | None = None
+        self.capacity = 16 if capacity is None else check_positive_int("capacity", capacity)
         self.length = 0
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         n = k.shape[2]
         if self._k is None:
-            cap = max(16, n)
+            cap = max(self.capacity, n)
             self._k = k.new_empty(*k.shape[:2], cap, k.shape[3])
             self._v = v.new_empty(*v.shape[:2], cap, v.shape[3])
         elif self._k.shape[:2] != k.shape[:2]:
@@ -52,10 +59,10 @@ class KVCache:
         if self.length + n > self._k.shape[2]:
             cap = max(2 * self._k.shape[2], self.length + n)
             self._k, self._v = (_grow(buf, self.length, cap) for buf in (self._k, self._v))
-        self._k[:, :, self.length : self.length + n] = k
-        self._v[:, :, self.length : self.length + n] = v
+        self._k.narrow(2, self.length, n).copy_(k)  # (B, nh, n, hs) into the buffer: the only copy
+        self._v.narrow(2, self.length, n).copy_(v)
         self.length += n
-        return self._k[:, :, : self.length], self._v[:, :, : self.length]
+        return self._k.narrow(2, 0, self.length), self._v.narrow(2, 0, self.length)  # (B, nh, S, hs) views
 
     def reset(self) -> None:
         self._k = self._v = None
@@ -167,7 +174,7 @@ class MultiHeadAttention(nn.Module):
         key: Tensor | None = None,
         value: Tensor | None = None,
         *,
-        attn_mask: Tensor | None = None,
+        attn_mask: Tensor | AttentionMask | None = None,
         key_mask: Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = False,
@@ -179,14 +186,19 @@ class MultiHeadAttention(nn.Module):
         key = query if key is None else key
         value = key if value is None else value
         query, key, value, batched = self._check_inputs(query, key, value)
+        if is_causal and cache is not None and cache.length:
+            raise ValueError(
+                "is_causal: top-left causal (as in the SDPA) does not fit queries that follow cached keys; "
+                "pass attn_mask=AttentionMask(causal='lower_right')"
+            )
         B, T, E = query.shape
         nh, hs = self.num_heads, self.head_dim
-        w_q, w_k, w_v = self._projections()
-        b_q, b_k, b_v = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
         if self_attention and self._qkv_same_embed_dim:
             qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, T, 3E): one matmul for Q, K, V
             q, k, v = qkv.split(E, dim=2)
         else:
+            w_q, w_k, w_v = self._projections()
+            b_q, b_k, b_v = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
             q, k, v = F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
         S_new = k.shape[1]
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
@@ -198,14 +210,12 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(k, v)  # (B, nh, S_past + S_new, hs)
         S = k.shape[2]
-        mask, causal = self._mask(attn_mask, key_mask, is_causal, B, T, S, query)
         out = scaled_dot_product_attention(
             q,
             k,
             v,
-            attn_mask=mask,
+            attn_mask=self._mask(attn_mask, key_mask, is_causal, B, T, S, query),
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=causal,
             impl=self.impl,
             return_weights=need_weights,
         )
@@ -237,23 +247,27 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"key: expected batch size {query.shape[0]} (query's), got {shape_str(key)}")
         return query, key, value, batched
 
-    def _mask(self, attn_mask, key_mask, is_causal, B, T, S, like) -> tuple[Tensor | None, bool]:
-        """One mask for the SDPA: ``(B|1, nh|1, T, S)`` bool or float, or ``(None, causal)``."""
+    def _mask(self, attn_mask, key_mask, is_causal, B, T, S, like) -> AttentionMask | None:
+        """One :class:`AttentionMask` for the SDPA (or None): the user's mask, the key padding ``(B, 1, S)`` over
+        the heads, and ``is_causal`` (top-left); nothing here is materialized as a ``(T, S)`` matrix."""
         if attn_mask is not None and is_causal:
             raise ValueError("attn_mask: expected None when is_causal=True (give one or the other)")
-        parts: list[Tensor] = []
-        if attn_mask is not None:
+        if attn_mask is None:
+            mask = AttentionMask(causal="upper_left") if is_causal else None
+        elif isinstance(attn_mask, AttentionMask):
+            mask = attn_mask
+        else:
             check_tensor("attn_mask", attn_mask)
             if attn_mask.dtype != torch.bool and attn_mask.dtype != like.dtype:
                 raise TypeError(f"attn_mask: expected dtype torch.bool or {like.dtype}, got {attn_mask.dtype}")
             try:
-                torch.broadcast_shapes(attn_mask.shape, (B, self.num_heads, T, S))
-            except RuntimeError:
+                broadcast_shapes(attn_mask.shape, (B, self.num_heads, T, S))
+            except ValueError:
                 raise ValueError(
                     f"attn_mask: expected a shape broadcastable to (B, nh, T, S) = {(B, self.num_heads, T, S)}, "
                     f"got {shape_str(attn_mask)}"
                 ) from None
-            parts.append(attn_mask)
+            mask = AttentionMask(dense=attn_mask)
         if key_mask is not None:
             check_tensor("key_mask", key_mask)
             if key_mask.dim() == 1 and B == 1:
@@ -262,26 +276,13 @@ class MultiHeadAttention(nn.Module):
                 raise TypeError(f"key_mask: expected a bool tensor (True at real keys), got dtype {key_mask.dtype}")
             if tuple(key_mask.shape) != (B, S):
                 raise ValueError(f"key_mask: expected shape (B, S) = {(B, S)}, got {shape_str(key_mask)}")
-            parts.append(key_mask[:, None, None, :])  # (B, 1, 1, S)
-        if is_causal:
-            if not parts and T == S:
-                return None, True  # the SDPA's own (top-left) causal mask is exact here
-            offset = S - T  # with a cache the queries are the last T positions
-            rows = torch.arange(T, device=like.device).unsqueeze(1) + offset
-            parts.append(torch.arange(S, device=like.device) <= rows)  # (T, S)
-        if not parts:
-            return None, False
-        mask = parts[0]
-        for p in parts[1:]:
-            mask = _combine(mask, p, like)
-        return mask, False
-
-
-def _combine(a: Tensor, b: Tensor, like: Tensor) -> Tensor:
-    """Both masks at once: bool & bool stays bool; otherwise additive floats (-inf where bool is False)."""
-    if a.dtype == torch.bool and b.dtype == torch.bool:
-        return a & b
-    return additive_mask(a, like) + additive_mask(b, like)
+            pad = key_mask[:, None, :]  # (B, 1, S): the same padding for every head
+            if mask is None:
+                mask = AttentionMask(key_padding=pad)
+            else:
+                both = pad if mask.key_padding is None else mask.key_padding & pad
+                mask = dataclasses.replace(mask, key_padding=both)
+        return mask
 
 
 def _grow(buf: Tensor, used: int, capacity: int) -> Tensor:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from attnlab._checks import resolve_device
+from attnlab._checks import check_device_name, resolve_device
 from attnlab.fileio import write_json
 from attnlab.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -66,8 +66,7 @@ class TrainConfig:
             raise ValueError(f"lr/min_lr: expected 0 <= min_lr <= lr and lr > 0, got {self.lr!r}/{self.min_lr!r}")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError(f"grad_clip/weight_decay: expected >= 0, got {self.grad_clip!r}/{self.weight_decay!r}")
-        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+        check_device_name(self.device)
 
     def learning_rate(self, it: int) -> float:
         """Linear warm-up to ``lr``, then cosine decay to ``min_lr`` at ``lr_decay_iters`` (nanoGPT's schedule)."""
