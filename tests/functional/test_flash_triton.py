@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import time
 
 import pytest
 import torch
@@ -37,7 +38,6 @@ pytest.importorskip("triton", reason="the `gpu` extra (Triton) is not installed;
 MODULE = "attnlab.functional.flash_triton"
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
-DTYPES = [torch.bfloat16, torch.float16, torch.float32] if CUDA else [torch.float16, torch.float32]
 
 # name: (batch, T, S, hs, hv, causal, key padding). Padding: "random" (40% of keys padded, one real key kept per
 # sequence) or "dead" (the first sequence has no real key: all its queries see nothing).
@@ -51,6 +51,14 @@ CASES = {
     "T50-S70-hs40-hv24-dead-batch": ((2, 2), 50, 70, 40, 24, None, "dead"),
 }
 LONGER = 10 if CUDA else 1  # compiled kernels take sequences ten times longer
+# (case, dtype): every case in float16 and float32 in the interpreter (no bfloat16 there); compiled, every case in
+# bfloat16 and the first two also in float16 and float32 (each new combination costs seconds of compilation).
+CASE_DTYPES = (
+    [(c, d) for c in CASES for d in (torch.bfloat16,)]
+    + [(c, d) for c in list(CASES)[:2] for d in (torch.float16, torch.float32)]
+    if CUDA
+    else [(c, d) for c in CASES for d in (torch.float16, torch.float32)]
+)
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +171,7 @@ def check_against_reference(flash, spec: tuple, dtype, scale=None, seed=0):
 # --- numbers --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).removeprefix("torch."))
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(("case", "dtype"), CASE_DTYPES, ids=[f"{c}-{str(d)[6:]}" for c, d in CASE_DTYPES])
 def test_forward_and_backward_within_torch_error(flash, case, dtype):
     out, (dq, dk, dv), allowed = check_against_reference(flash, CASES[case], dtype)
     dead = ~allowed.any(-1)  # (*batch, T): queries that see no key
@@ -189,6 +196,26 @@ def test_every_gpu_configuration(flash, monkeypatch, choice, hs, causal, T, S):
     monkeypatch.setattr(flash, "CONFIG_CHOICE", choice)
     spec = ((2, 1), T, S, hs, hs, causal, "random")
     check_against_reference(flash, spec, torch.bfloat16 if CUDA else torch.float32, seed=hs + choice)
+
+
+def test_autotuned_launch(flash, monkeypatch):
+    """The autotuner's path: each kernel times its configurations once per shape class and keeps one (in the
+    interpreter: two tile shapes timed by a CPU clock; on a GPU: GPU_CONFIGS by CUDA events)."""
+    monkeypatch.setattr(flash, "CONFIG_CHOICE", None)
+    monkeypatch.setattr(flash, "_TUNED", {})
+    if not CUDA:
+        monkeypatch.setattr(flash, "INTERPRETER_CONFIGS", [(16, 32, 1, 1), (32, 16, 1, 1)])
+        monkeypatch.setattr(flash, "TUNE_BENCH", lambda call, quantiles: [cpu_seconds(call)] * len(quantiles))
+    check_against_reference(flash, CASES["T97-hs64-causal-keypad"], torch.float16)
+    report = flash.tuning_report()
+    assert sorted(report) == ["dkdv hs<=64", "dq hs<=64", "fwd hs<=64"]
+    assert all(len(choices) == 1 and "BLOCK_M" in next(iter(choices.values())) for choices in report.values())
+
+
+def cpu_seconds(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
 @pytest.mark.parametrize("scale", [0.3, -0.2, 2.0])

@@ -108,6 +108,7 @@ def run(*, quick: bool = False, device: str = "cuda") -> dict[str, Any]:
         "rows": rows,
         "long": _long_point(n_long, device),
         "configs": flash_triton.GPU_CONFIGS,  # (BLOCK_M, BLOCK_N, num_warps, num_stages) per kernel and head size
+        "tuned": flash_triton.tuning_report(),  # which of them the autotuner kept, per shape class
     }
 
 

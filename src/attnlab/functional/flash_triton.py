@@ -39,7 +39,6 @@ library functions and ``@triton.jit`` read it then): set it before starting Pyth
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import torch
 from torch import Tensor
@@ -62,37 +61,49 @@ MAX_HEAD = 256  # K, V and Q tiles of 256 columns already fill most of a GPU's s
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 # Tile sizes per kernel and padded head size: (BLOCK_M queries, BLOCK_N keys, num_warps, num_stages).
-# - forward and dQ own BLOCK_M = 128 queries (FlashAttention-2's choice: big enough that each K/V tile loaded
-#   from memory serves 128 rows, small enough that the fp32 accumulator fits in registers); they walk 64 or 128
-#   keys per step. 8 warps when a tile has 128 x 128 elements or the head is 128 wide (more registers per tile).
-# - dK/dV owns BLOCK_N = 128 keys (its two fp32 accumulators dK, dV are (128, d)) and walks 32 or 64 queries.
-# - num_stages: how many K/V (or Q/dO) tiles are prefetched ahead of the tile being multiplied (software
-#   pipelining through shared memory); 2-3 fits 128-wide tiles in an H100's 228 KB, 256-wide heads take 2.
-# The first configuration of each list is the default; with AUTOTUNE on a GPU, triton.autotune times every
-# configuration once per (head sizes, masks, dtype, power-of-two sizes of T and S) and keeps the fastest.
-# Two per list: each one costs a compilation (seconds) and a timing run the first time a new shape class is met.
+# - forward and dQ own BLOCK_M = 128 queries where it fits (FlashAttention-2's choice: each K/V tile loaded from
+#   memory then serves 128 rows, while the fp32 accumulator (128, d) still fits in registers) and walk 32-128 keys
+#   per step; 256-wide heads take 64 queries.
+# - dK/dV owns BLOCK_N = 128 keys (64 for 256-wide heads) and walks 16-64 queries per step: its two fp32
+#   accumulators dK, dV are (BLOCK_N, d) each, so 128-wide heads need 8 warps (4 cannot hold them: registers spill).
+# - num_stages: how many K/V (or Q/dO) tiles are prefetched ahead of the one being multiplied (software pipelining
+#   through shared memory); every configuration fits an H100's 227 KB per block (up to 192 KB).
+# Each was checked to compile for sm_90 with Triton 3.6 without spilling registers (ptxas -v; the dK/dV kernel's
+# (32, 128, 4, 3) at head size 64 spills 4 bytes), and larger or smaller candidates that spilled were dropped.
+# The first configuration of each list is the default; with AUTOTUNE on a GPU, triton.autotune times both once per
+# (head sizes, masks, dtype, power-of-two sizes of T and S) and keeps the faster. Two per list: each costs a
+# compilation (seconds) and a timing run the first time a new shape class is met.
 GPU_CONFIGS = {
     "fwd": {
         64: [(128, 64, 4, 3), (128, 128, 8, 3)],
         128: [(128, 64, 8, 3), (128, 128, 8, 2)],
-        256: [(64, 64, 4, 2), (128, 32, 8, 2)],
+        256: [(64, 64, 8, 2), (128, 32, 8, 2)],
     },
     "dkdv": {
-        64: [(32, 128, 4, 3), (64, 128, 8, 2)],
-        128: [(32, 128, 4, 3), (64, 128, 8, 2)],
-        256: [(32, 64, 4, 2), (16, 64, 4, 2)],
+        64: [(32, 128, 4, 3), (64, 128, 8, 3)],
+        128: [(32, 128, 8, 3), (64, 64, 8, 2)],
+        256: [(16, 64, 8, 2), (32, 64, 8, 2)],
     },
     "dq": {
-        64: [(128, 32, 4, 3), (128, 64, 8, 2)],
-        128: [(128, 32, 4, 3), (128, 64, 8, 2)],
-        256: [(64, 32, 4, 2), (32, 32, 4, 2)],
+        64: [(128, 64, 8, 3), (128, 32, 4, 3)],
+        128: [(128, 64, 8, 2), (128, 32, 8, 3)],
+        256: [(64, 32, 8, 2), (32, 32, 4, 2)],
     },
+}
+# float32 inputs multiply in IEEE float32 on the CUDA cores (no tensor cores): a tile product then needs many more
+# registers, and the tiles twice the shared memory, so they get small tiles and one configuration (the exact path,
+# not the fast one; bfloat16 is the fast one).
+GPU_CONFIGS_FP32 = {
+    "fwd": {64: [(32, 32, 4, 2)], 128: [(32, 32, 8, 2)], 256: [(32, 32, 8, 2)]},
+    "dkdv": {64: [(16, 32, 4, 2)], 128: [(16, 32, 8, 2)], 256: [(16, 32, 8, 2)]},
+    "dq": {64: [(32, 32, 4, 2)], 128: [(32, 32, 8, 2)], 256: [(32, 32, 8, 2)]},
 }
 # The interpreter: numpy runs each program's tile operations in turn; 32 x 32 tiles give the tests several tiles
 # (skipped, unmasked, diagonal, partial) at a few dozen positions.
-INTERPRETER_CONFIG = (32, 32, 1, 1)
+INTERPRETER_CONFIGS = [(32, 32, 1, 1)]
 AUTOTUNE = True  # False: each kernel runs its first configuration
 CONFIG_CHOICE: int | None = None  # i: each kernel runs configuration i of its GPU list, interpreted too (the tests)
+TUNE_BENCH = None  # the autotuner's timer, fn(kernel_call, quantiles); None: Triton's (CUDA events)
 # Triton compiles a variant for integer arguments equal to 1 or divisible by 16; these vary call to call and
 # gain nothing from it (the autotuner's size classes, and the causal offset S - T).
 NOT_SPECIALIZED = ["causal_offset", "T_BUCKET", "S_BUCKET"]
@@ -420,29 +431,45 @@ def _block(head: int) -> int:
     return max(16, triton.next_power_of_2(head))
 
 
-def _configs(name: str, block_d: int) -> list[tuple[int, int, int, int]]:
-    configs = GPU_CONFIGS[name][max(64, block_d)]
+def _configs(name: str, head: tuple[int, bool]) -> list[tuple[int, int, int, int]]:
+    """The configurations of kernel ``name`` for a head class ``(padded head size, float32)``."""
+    block_d, fp32 = head
+    configs = (GPU_CONFIGS_FP32 if fp32 else GPU_CONFIGS)[name][max(64, block_d)]
     if CONFIG_CHOICE is not None:
-        return [configs[CONFIG_CHOICE]]
-    return [INTERPRETER_CONFIG] if INTERPRETED else configs
+        return [configs[min(CONFIG_CHOICE, len(configs) - 1)]]
+    return INTERPRETER_CONFIGS if INTERPRETED else configs
 
 
-@functools.cache
-def _tuned(name: str, block_d: int):
-    """The kernel behind triton.autotune over its configurations for this head size (built once)."""
-    configs = [
-        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in _configs(name, block_d)
-    ]
-    return triton.autotune(configs=configs, key=_TUNE_KEY)(_KERNELS[name])
+_TUNED: dict[tuple[str, tuple[int, bool]], triton.runtime.Autotuner] = {}
 
 
-def _launch(name: str, blocks_of: str, length: int, zh: int, block_d: int, *args, **constexprs) -> None:
+def _tuned(name: str, head: tuple[int, bool]) -> triton.runtime.Autotuner:
+    """The kernel behind triton.autotune over its configurations for this head class (built once)."""
+    if (name, head) not in _TUNED:
+        configs = [
+            triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s)
+            for m, n, w, s in _configs(name, head)
+        ]
+        tune = triton.autotune(configs=configs, key=_TUNE_KEY, do_bench=TUNE_BENCH)
+        _TUNED[name, head] = tune(_KERNELS[name])
+    return _TUNED[name, head]
+
+
+def tuning_report() -> dict[str, dict[str, str]]:
+    """What the autotuner chose so far: per kernel and head class, its key -> the fastest configuration."""
+    return {
+        f"{name} hs<={block_d}{' fp32' if fp32 else ''}": {str(key): str(c) for key, c in tuner.cache.items()}
+        for (name, (block_d, fp32)), tuner in _TUNED.items()
+    }
+
+
+def _launch(name: str, blocks_of: str, length: int, zh: int, head: tuple[int, bool], *args, **constexprs) -> None:
     """Run kernel ``name`` on ``cdiv(length, BLOCK_<blocks_of>) x zh`` programs, autotuned or with its first config."""
     if length == 0 or zh == 0:
         return
-    configs = _configs(name, block_d)
+    configs = _configs(name, head)
     if AUTOTUNE and len(configs) > 1:
-        _tuned(name, block_d)[lambda meta: (triton.cdiv(length, meta[blocks_of]), zh)](*args, **constexprs)
+        _tuned(name, head)[lambda meta: (triton.cdiv(length, meta[blocks_of]), zh)](*args, **constexprs)
         return
     m, n, warps, stages = configs[0]
     grid = (triton.cdiv(length, {"BLOCK_M": m, "BLOCK_N": n}[blocks_of]), zh)
@@ -463,7 +490,7 @@ class _FlashAttention(torch.autograd.Function):
         km_strides = key_mask.stride() if key_mask is not None else (0, 0, 0)
         meta = _meta(q, k, v, key_mask, causal_offset)
         _launch(
-            "fwd", "BLOCK_M", T, Z * H, meta["BLOCK_QK"],
+            "fwd", "BLOCK_M", T, Z * H, _head_class(meta),
             q, k, v, km, out, lse, *q.stride(), *k.stride(), *v.stride(), *km_strides, *out.stride(),
             H, T, S, causal_offset or 0, scale * LOG2E, triton.next_power_of_2(T), triton.next_power_of_2(S),
             **meta,
@@ -491,18 +518,23 @@ class _FlashAttention(torch.autograd.Function):
         scale, offset = ctx.scale, ctx.causal_offset or 0
         buckets = (triton.next_power_of_2(T), triton.next_power_of_2(S))
         _launch(
-            "dkdv", "BLOCK_N", S, Z * H, meta["BLOCK_QK"],
+            "dkdv", "BLOCK_N", S, Z * H, _head_class(meta),
             q, k, v, d_out, lse, delta, km, dk, dv,
             *q.stride(), *k.stride(), *v.stride(), *d_out.stride(), *km_strides, *dk.stride(), *dv.stride(),
             H, T, S, offset, scale, scale * LOG2E, *buckets, **meta,
         )  # fmt: skip
         _launch(
-            "dq", "BLOCK_M", T, Z * H, meta["BLOCK_QK"],
+            "dq", "BLOCK_M", T, Z * H, _head_class(meta),
             q, k, v, d_out, lse, delta, km, dq,
             *q.stride(), *k.stride(), *v.stride(), *d_out.stride(), *km_strides, *dq.stride(),
             H, T, S, offset, scale, scale * LOG2E, *buckets, **meta,
         )  # fmt: skip
         return dq, dk, dv, None, None, None
+
+
+def _head_class(meta: dict) -> tuple[int, bool]:
+    """Which configurations a call uses: the wider of Q/K's and V's padded tiles, and whether it is float32."""
+    return max(meta["BLOCK_QK"], meta["BLOCK_V"]), meta["DOT_PRECISION"] == "ieee"
 
 
 def _meta(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None, causal_offset: int | None) -> dict:
