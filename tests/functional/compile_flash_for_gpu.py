@@ -24,13 +24,16 @@ BACKEND = triton.compiler.compiler.make_backend(TARGET)
 POINTERS = {"Q", "K", "V", "O", "DO", "DK", "DV", "DQ"}
 
 
-def arguments(hs: int, dtype: str, causal: bool, key_mask: bool, T: int = 4096, H: int = 16) -> dict:
+def arguments(kernel: str, hs: int, dtype: str, causal: bool, key_mask: bool, T: int = 4096, H: int = 16) -> dict:
     """Argument values as a (B, H, T, hs) contiguous call would pass them (pointers as their Triton type)."""
     values = {name: f"*{dtype}" for name in POINTERS}
+    if kernel == "dkdv":
+        values["DQ"] = "*fp32"  # the float32 dQ of DQ_ATOMIC (a placeholder otherwise)
     values.update(KM="*u8", LSE="*fp32", DELTA="*fp32", H=H, T=T, S=T, causal_offset=0, scale=0.125)
     values.update(scale_log2=0.18, T_BUCKET=T, S_BUCKET=T, HEAD_QK=hs, HEAD_V=hs, CAUSAL=causal)
     values.update(BLOCK_QK=ft._block(hs), BLOCK_V=ft._block(hs), HAS_KEY_MASK=key_mask)
     values["DOT_PRECISION"] = "ieee" if dtype == "fp32" else None
+    values["DQ_ATOMIC"] = False
     for p in ("q", "k", "v", "o", "d", "gk", "gv", "gq"):
         strides = {"z": H * T * hs, "h": T * hs, "t": hs, "s": hs, "d": 1}
         values.update({f"stride_{p}{axis}": value for axis, value in strides.items()})
@@ -68,11 +71,13 @@ def main(argv: list[str]) -> int:
             ):
                 configs = ft._configs(name, (ft._block(hs), dtype == "fp32"))
                 for m, n, warps, stages in configs if every else configs[:1]:
-                    values = {**arguments(hs, dtype, causal, key_mask), "BLOCK_M": m, "BLOCK_N": n}
-                    compiled = compile_kernel(kernel, values, warps, stages)
-                    print(f"{name} hs={hs} {dtype} causal={causal} key_mask={key_mask} ({m}, {n}, {warps}, {stages}): "
-                          f"shared memory {compiled.metadata.shared} bytes", flush=True)  # fmt: skip
-        values = {**arguments(hs, "bf16", False, False), "BLOCK_M": 64}
+                    for atomic in (False, True) if name == "dkdv" else (False,):
+                        values = {**arguments(name, hs, dtype, causal, key_mask), "BLOCK_M": m, "BLOCK_N": n}
+                        compiled = compile_kernel(kernel, {**values, "DQ_ATOMIC": atomic}, warps, stages)
+                        print(f"{name}{' (atomic dQ)' if atomic else ''} hs={hs} {dtype} causal={causal} "
+                              f"key_mask={key_mask} ({m}, {n}, {warps}, {stages}): "
+                              f"shared memory {compiled.metadata.shared} bytes", flush=True)  # fmt: skip
+        values = {**arguments("preprocess", hs, "bf16", False, False), "BLOCK_M": 64}
         compiled = compile_kernel(ft._bwd_preprocess, values, 4, 2)
         print(f"preprocess hs={hs} bf16: shared memory {compiled.metadata.shared} bytes", flush=True)
     return 0

@@ -200,17 +200,20 @@ def test_every_gpu_configuration(flash, monkeypatch, choice, hs, causal, T, S):
     check_against_reference(flash, spec, torch.bfloat16 if CUDA else torch.float32, seed=hs + choice)
 
 
-def test_autotuned_launch(flash, monkeypatch):
+@pytest.mark.parametrize("atomic", [False, True], ids=["dq-kernel", "atomic-dq"])
+def test_autotuned_launch(flash, monkeypatch, atomic):
     """The autotuner's path: each kernel times its configurations once per shape class and keeps one (in the
-    interpreter: two tile shapes timed by a CPU clock; on a GPU: GPU_CONFIGS by CUDA events)."""
+    interpreter: two tile shapes timed by a CPU clock; on a GPU: GPU_CONFIGS by CUDA events). With atomic dQ, the
+    timing runs' additions must be cleared before the real one."""
     monkeypatch.setattr(flash, "CONFIG_CHOICE", None)
+    monkeypatch.setattr(flash, "DQ_ATOMIC", atomic)
     monkeypatch.setattr(flash, "_TUNED", {})
     if not CUDA:
         monkeypatch.setattr(flash, "INTERPRETER_CONFIGS", [(16, 32, 1, 1), (32, 16, 1, 1)])
         monkeypatch.setattr(flash, "TUNE_BENCH", lambda call, quantiles: [cpu_seconds(call)] * len(quantiles))
     check_against_reference(flash, CASES["T97-hs64-causal-keypad"], torch.float16)
     report = flash.tuning_report()
-    assert sorted(report) == ["dkdv hs<=64", "dq hs<=64", "fwd hs<=64"]
+    assert sorted(report) == ["dkdv hs<=64", "fwd hs<=64"] if atomic else ["dkdv hs<=64", "dq hs<=64", "fwd hs<=64"]
     assert all(len(choices) == 1 and "BLOCK_M" in next(iter(choices.values())) for choices in report.values())
 
 
@@ -218,6 +221,16 @@ def cpu_seconds(call) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
+
+
+@pytest.mark.parametrize(
+    "case", ["T97-hs64-causal-keypad", "T120-S50-hs16-lower-right", "T50-S70-hs40-hv24-dead-batch"]
+)
+def test_dq_by_atomic_additions(flash, monkeypatch, case):
+    """DQ_ATOMIC: dQ added by every key block into float32 memory (Algorithm 2 as written) gives the same numbers."""
+    monkeypatch.setattr(flash, "DQ_ATOMIC", True)
+    _, (dq, _, _), allowed = check_against_reference(flash, CASES[case], torch.bfloat16 if CUDA else torch.float32)
+    assert torch.all(dq[~allowed.any(-1)] == 0)
 
 
 @pytest.mark.parametrize("scale", [0.3, -0.2, 2.0])
@@ -254,13 +267,14 @@ def test_strides_and_broadcast_batch_dims(flash, layout):
 
 def test_kernels_compile_for_a_gpu():
     """The interpreter checks the numbers; this checks that the kernels also compile for an H100 (sm_90) with
-    Triton's own ptxas and no GPU: configuration 0 of each kernel, head size 64, bfloat16, causal with padding."""
+    Triton's own ptxas and no GPU: configuration 0 of each kernel (dK/dV with and without the atomic dQ), head size
+    64, bfloat16, causal with key padding."""
     script = Path(__file__).with_name("compile_flash_for_gpu.py")
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     run = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["fwd", "dkdv", "dq", "preprocess"]
+    assert [line.split(" hs=")[0] for line in lines] == ["fwd", "dkdv", "dkdv (atomic dQ)", "dq", "preprocess"]
     shared = [int(line.split("shared memory ")[1].split()[0]) for line in lines]
     assert all(0 < size <= 227 * 1024 for size in shared), shared  # an H100's shared memory per block
 

@@ -10,8 +10,10 @@ and forward+backward (``autograd.grad`` of all three inputs).
 
 Throughput as FlashAttention counts it: forward ``4 B H n^2 hs`` flops (the two products ``Q K^T`` and ``P V``),
 forward+backward 3.5 times that (the backward's five products are 2.5 times the forward's two), both halved when
-causal. ``speed_vs_flash`` is torch-flash time / triton time: above 1, ours is faster. Peak memory is the extra
-CUDA memory of one forward+backward above the inputs (:func:`attnlab.measure.peak_memory_bytes`). Last, the
+causal. ``speed_vs_flash`` is torch-flash time / triton time: above 1, ours is faster. Forward+backward is also
+timed with ``flash_triton.DQ_ATOMIC`` (dQ by atomic additions in the dK/dV kernel, as Algorithm 2 writes it,
+instead of the deterministic dQ kernel), the first alternative to weigh if the default falls short. Peak memory
+is the extra CUDA memory of one forward+backward above the inputs (:func:`attnlab.measure.peak_memory_bytes`). Last, the
 linear-memory point: causal forward+backward at n = 65536 (B = 1, H = 16, hs = 128), whose naive form would hold
 ``B H n^2`` scores and weights (2 x 128 GiB in bfloat16). Each cell also records the largest difference between
 our output and torch-flash's, so that a fast wrong kernel cannot pass unseen.
@@ -131,6 +133,18 @@ def _cell(q, k, v, grad_out, causal: bool, quick: bool) -> dict[str, Any]:
         ours, theirs = row[f"triton_{mode}_ms"], row[f"flash_{mode}_ms"]
         row[f"speed_vs_flash_{mode}"] = round(theirs / ours, 3) if ours and theirs else None
     row["max_abs_diff_vs_flash"] = (outs["triton"].float() - outs["flash"].float()).abs().max().item()
+    # the alternative backward: dQ by atomic float32 additions in the dK/dV kernel (Algorithm 2 as written)
+    from attnlab.functional import flash_triton
+
+    flash_triton.DQ_ATOMIC = True
+    try:
+        ms = _time_ms(_calls(_attention("triton"), q, k, v, grad_out, causal)[1], quick)
+    finally:
+        flash_triton.DQ_ATOMIC = False
+    row["triton_atomic_dq_fwdbwd_ms"] = round(ms, 4)
+    row["triton_atomic_dq_fwdbwd_tflops"] = round(3.5 * flops / ms / 1e9, 1)
+    theirs = row["flash_fwdbwd_ms"]
+    row["speed_vs_flash_fwdbwd_atomic_dq"] = round(theirs / ms, 3) if theirs else None
     return row
 
 
@@ -158,21 +172,28 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"{m['gpu']}, torch {m['torch']}, triton {m['triton']}; bf16, B = 16384 / n, H = 2048 / hs; TFLOP/s "
         "(forward 4 B H n^2 hs, forward+backward 3.5x, halved when causal); speed = torch-flash time / ours",
         "",
-        "| n | hs | causal | mode | triton | torch flash | torch cuDNN | speed vs flash | peak GiB triton | flash |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        "| n | hs | causal | mode | triton | torch flash | torch cuDNN | speed vs flash | atomic dQ: triton | speed "
+        "| peak GiB triton | flash |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         for mode, label in (("fwd", "forward"), ("fwdbwd", "fwd+bwd")):
-            peaks = (
-                (_fmt(r["triton_fwdbwd_peak_gib"], ".3f"), _fmt(r["flash_fwdbwd_peak_gib"], ".3f"))
+            backward_only = (
+                (
+                    _fmt(r["triton_atomic_dq_fwdbwd_tflops"]),
+                    _fmt(r["speed_vs_flash_fwdbwd_atomic_dq"], ".2f"),
+                    _fmt(r["triton_fwdbwd_peak_gib"], ".3f"),
+                    _fmt(r["flash_fwdbwd_peak_gib"], ".3f"),
+                )
                 if mode == "fwdbwd"
-                else ("", "")
+                else ("", "", "", "")
             )
             lines.append(
                 f"| {r['n']} | {r['hs']} | {'yes' if r['causal'] else 'no'} | {label} | "
                 f"{_fmt(r[f'triton_{mode}_tflops'])} | {_fmt(r[f'flash_{mode}_tflops'])} | "
                 f"{_fmt(r[f'cudnn_{mode}_tflops'])} | {_fmt(r[f'speed_vs_flash_{mode}'], '.2f')} | "
-                f"{peaks[0]} | {peaks[1]} |"
+                + " | ".join(backward_only)
+                + " |"
             )
     worst = max(r["max_abs_diff_vs_flash"] for r in result["rows"])
     p = result["long"]

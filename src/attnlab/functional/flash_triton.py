@@ -14,8 +14,8 @@ the kernels below (``docs/flash-attention.md`` walks through it line by line):
   and loops over queries (dK, dV: Alg. 2's outer loop), :func:`_bwd_dq_kernel` owns a query block and loops over
   keys (dQ). The paper's single kernel adds each tile's ``dS K`` into dQ with atomic float32 additions; here every
   output is written by exactly one program, so the gradients are deterministic (bit for bit, run to run), there
-  is no float32 dQ scratch buffer, and Triton's interpreter needs no atomics. The price: the dQ kernel recomputes
-  ``S`` and ``dP``, 7 tile products per tile pair instead of 5.
+  is no float32 dQ scratch buffer. The price: the dQ kernel recomputes ``S`` and ``dP``, 7 tile products per tile
+  pair instead of 5. ``DQ_ATOMIC = True`` runs the paper's way instead (atomic additions from the dK/dV kernel).
 
 Exponentials are base 2 (``exp2`` is the GPU's native instruction): the kernels scale scores by
 ``s log2(e)`` so that ``e^{s x - m} = 2^{s log2(e) x - m'}``, and save the log-sum-exp in base 2 (``L2 = L log2 e``).
@@ -104,6 +104,9 @@ INTERPRETER_CONFIGS = [(32, 32, 1, 1)]
 AUTOTUNE = True  # False: each kernel runs its first configuration
 CONFIG_CHOICE: int | None = None  # i: each kernel runs configuration i of its GPU list, interpreted too (the tests)
 TUNE_BENCH = None  # the autotuner's timer, fn(kernel_call, quantiles); None: Triton's (CUDA events)
+# dQ by the dK/dV kernel with float32 atomic additions (Algorithm 2 as written: 5 tile products per tile pair, not
+# 7, but the order of the additions, hence dQ's last bits, changes from run to run) instead of its own kernel.
+DQ_ATOMIC = False
 # Triton compiles a variant for integer arguments equal to 1 or divisible by 16; these vary call to call and
 # gain nothing from it (the autotuner's size classes, and the causal offset S - T).
 NOT_SPECIALIZED = ["causal_offset", "T_BUCKET", "S_BUCKET"]
@@ -246,13 +249,15 @@ def _bwd_preprocess(
 
 @triton.jit
 def _dkdv_tiles(
-    dk, dv, k, v, q_ptrs, do_ptrs, lse_ptr, delta_ptr, cols, offs_m, dqk_ok, dv_ok, lo, hi,
-    stride_qt, stride_dt, T, causal_offset, scale_log2,
-    CAUSAL: tl.constexpr, MASKED: tl.constexpr, PAD_QK: tl.constexpr, PAD_V: tl.constexpr,
-    DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
+    dk, dv, k, v, q_ptrs, do_ptrs, dq_ptrs, lse_ptr, delta_ptr, cols, key_ok, offs_m, dqk_ok, dv_ok, lo, hi,
+    stride_qt, stride_dt, stride_gqt, T, causal_offset, scale, scale_log2,
+    CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, MASKED: tl.constexpr, PAD_QK: tl.constexpr,
+    PAD_V: tl.constexpr, DOT_PRECISION: tl.constexpr, DQ_ATOMIC: tl.constexpr, BLOCK_M: tl.constexpr,
 ):  # fmt: skip
     """Alg. 2 lines 8-17 for the query blocks [lo, hi) against one key block; tiles are held transposed,
-    (keys, queries), so that dV = P^T dO and dK = dS^T Q are plain products."""
+    (keys, queries), so that dV = P^T dO and dK = dS^T Q are plain products. With DQ_ATOMIC, also line 15 as the
+    paper writes it: this key block's share of dQ is added into a float32 dQ in memory (atomically, since every
+    key block adds into the same rows)."""
     for start_m in range(lo, hi, BLOCK_M):
         rows = start_m + offs_m  # (BLOCK_M,) query positions
         q = _load_tile(q_ptrs + start_m * stride_qt, rows < T, dqk_ok, MASKED, PAD_QK)  # (BLOCK_M, BLOCK_QK)
@@ -268,16 +273,22 @@ def _dkdv_tiles(
         p_t = tl.exp2(scores_t - lse[None, :])  # P^T = e^(S - L), recomputed   (Alg. 2 l. 11)
         if MASKED and CAUSAL:
             p_t = tl.where(cols[:, None] <= rows[None, :] + causal_offset, p_t, 0.0)
+        if DQ_ATOMIC and HAS_KEY_MASK:  # padded keys (otherwise zeroed with dK, dV at the end) must not reach dQ
+            p_t = tl.where(key_ok[:, None], p_t, 0.0)
         dv = tl.dot(p_t.to(do.dtype), do, dv, input_precision=DOT_PRECISION)  # dV += P^T dO   (l. 12)
         dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)  # dP^T = V dO^T   (l. 13)
         ds_t = p_t * (dp_t - delta[None, :])  # dS = P * (dP - D)   (l. 14)
         dk = tl.dot(ds_t.to(q.dtype), q, dk, input_precision=DOT_PRECISION)  # dK += dS^T Q (scale later)   (l. 16)
+        if DQ_ATOMIC:  # dQ_i += s dS K_j   (l. 15)   (BLOCK_M, BLOCK_N) @ (BLOCK_N, BLOCK_QK)
+            dq = tl.dot(tl.trans(ds_t).to(k.dtype), k, input_precision=DOT_PRECISION) * scale
+            ok = (rows < T)[:, None] & dqk_ok[None, :]
+            tl.atomic_add(dq_ptrs + start_m * stride_gqt, dq, mask=ok, sem="relaxed")
     return dk, dv
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
 def _bwd_dkdv_kernel(
-    Q, K, V, DO, LSE, DELTA, KM, DK, DV,
+    Q, K, V, DO, LSE, DELTA, KM, DK, DV, DQ,
     stride_qz, stride_qh, stride_qt, stride_qd,
     stride_kz, stride_kh, stride_ks, stride_kd,
     stride_vz, stride_vh, stride_vs, stride_vd,
@@ -285,12 +296,14 @@ def _bwd_dkdv_kernel(
     stride_mz, stride_mh, stride_ms,
     stride_gkz, stride_gkh, stride_gks, stride_gkd,
     stride_gvz, stride_gvh, stride_gvs, stride_gvd,
+    stride_gqz, stride_gqh, stride_gqt, stride_gqd,
     H, T, S, causal_offset, scale, scale_log2, T_BUCKET, S_BUCKET,
     HEAD_QK: tl.constexpr, HEAD_V: tl.constexpr, BLOCK_QK: tl.constexpr, BLOCK_V: tl.constexpr,
-    CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr, DQ_ATOMIC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """dK and dV of one block of BLOCK_N keys (Alg. 2's outer loop, l. 5-7, 18): grid (cdiv(S, BLOCK_N), Z * H)."""
+    """dK and dV of one block of BLOCK_N keys (Alg. 2's outer loop, l. 5-7, 18): grid (cdiv(S, BLOCK_N), Z * H).
+    With DQ_ATOMIC also its additions to dQ (a float32 buffer DQ), and the dQ kernel is not run."""
     start_n = tl.program_id(0) * BLOCK_N
     zh = tl.program_id(1)
     z, h = (zh // H).to(tl.int64), (zh % H).to(tl.int64)
@@ -306,7 +319,11 @@ def _bwd_dkdv_kernel(
     dv = tl.zeros([BLOCK_N, BLOCK_V], tl.float32)
     q_ptrs = Q + z * stride_qz + h * stride_qh + offs_m[:, None] * stride_qt + offs_dqk[None, :] * stride_qd
     do_ptrs = DO + z * stride_dz + h * stride_dh + offs_m[:, None] * stride_dt + offs_dv[None, :] * stride_dd
+    dq_ptrs = DQ + z * stride_gqz + h * stride_gqh + offs_m[:, None] * stride_gqt + offs_dqk[None, :] * stride_gqd
     lse_ptr, delta_ptr = LSE + zh.to(tl.int64) * T, DELTA + zh.to(tl.int64) * T
+    key_ok = cols < S
+    if HAS_KEY_MASK:  # padded keys: 0 in the key mask
+        key_ok = key_ok & (tl.load(KM + z * stride_mz + h * stride_mh + cols * stride_ms, mask=cols < S, other=0) != 0)
     if CAUSAL:  # queries i see key j iff i >= j - offset: rows before the first are skipped
         lo = tl.minimum(tl.maximum(start_n - causal_offset, 0), T)
         # rows i >= start_n + BLOCK_N - 1 - offset see every key of the block: masked blocks up to there
@@ -317,25 +334,24 @@ def _bwd_dkdv_kernel(
         mid = 0
     tail = mid + (T - mid) // BLOCK_M * BLOCK_M  # whole query blocks after the diagonal, then a partial one
     dk, dv = _dkdv_tiles(
-        dk, dv, k, v, q_ptrs, do_ptrs, lse_ptr, delta_ptr, cols, offs_m, dqk_ok, dv_ok, lo, mid,
-        stride_qt, stride_dt, T, causal_offset, scale_log2,
-        CAUSAL, True, HEAD_QK < BLOCK_QK, HEAD_V < BLOCK_V, DOT_PRECISION, BLOCK_M,
+        dk, dv, k, v, q_ptrs, do_ptrs, dq_ptrs, lse_ptr, delta_ptr, cols, key_ok, offs_m, dqk_ok, dv_ok, lo, mid,
+        stride_qt, stride_dt, stride_gqt, T, causal_offset, scale, scale_log2,
+        CAUSAL, HAS_KEY_MASK, True, HEAD_QK < BLOCK_QK, HEAD_V < BLOCK_V, DOT_PRECISION, DQ_ATOMIC, BLOCK_M,
     )  # fmt: skip
     dk, dv = _dkdv_tiles(
-        dk, dv, k, v, q_ptrs, do_ptrs, lse_ptr, delta_ptr, cols, offs_m, dqk_ok, dv_ok, mid, tail,
-        stride_qt, stride_dt, T, causal_offset, scale_log2,
-        CAUSAL, False, HEAD_QK < BLOCK_QK, HEAD_V < BLOCK_V, DOT_PRECISION, BLOCK_M,
+        dk, dv, k, v, q_ptrs, do_ptrs, dq_ptrs, lse_ptr, delta_ptr, cols, key_ok, offs_m, dqk_ok, dv_ok, mid, tail,
+        stride_qt, stride_dt, stride_gqt, T, causal_offset, scale, scale_log2,
+        CAUSAL, HAS_KEY_MASK, False, HEAD_QK < BLOCK_QK, HEAD_V < BLOCK_V, DOT_PRECISION, DQ_ATOMIC, BLOCK_M,
     )  # fmt: skip
     dk, dv = _dkdv_tiles(
-        dk, dv, k, v, q_ptrs, do_ptrs, lse_ptr, delta_ptr, cols, offs_m, dqk_ok, dv_ok, tail, T,
-        stride_qt, stride_dt, T, causal_offset, scale_log2,
-        CAUSAL, True, HEAD_QK < BLOCK_QK, HEAD_V < BLOCK_V, DOT_PRECISION, BLOCK_M,
+        dk, dv, k, v, q_ptrs, do_ptrs, dq_ptrs, lse_ptr, delta_ptr, cols, key_ok, offs_m, dqk_ok, dv_ok, tail, T,
+        stride_qt, stride_dt, stride_gqt, T, causal_offset, scale, scale_log2,
+        CAUSAL, HAS_KEY_MASK, True, HEAD_QK < BLOCK_QK, HEAD_V < BLOCK_V, DOT_PRECISION, DQ_ATOMIC, BLOCK_M,
     )  # fmt: skip
     dk = dk * scale  # dK = s dS^T Q   (Alg. 2 l. 16)
     if HAS_KEY_MASK:  # a padded key's column of P is 0, so its dK and dV are 0
-        real = tl.load(KM + z * stride_mz + h * stride_mh + cols * stride_ms, mask=cols < S, other=0)
-        dk = tl.where(real[:, None] != 0, dk, 0.0)
-        dv = tl.where(real[:, None] != 0, dv, 0.0)
+        dk = tl.where(key_ok[:, None], dk, 0.0)
+        dv = tl.where(key_ok[:, None], dv, 0.0)
     ok_rows = (cols < S)[:, None]
     dk_ptrs = DK + z * stride_gkz + h * stride_gkh + cols[:, None] * stride_gks + offs_dqk[None, :] * stride_gkd
     dv_ptrs = DV + z * stride_gvz + h * stride_gvh + cols[:, None] * stride_gvs + offs_dv[None, :] * stride_gvd
@@ -450,7 +466,10 @@ def _tuned(name: str, head: tuple[int, bool]) -> triton.runtime.Autotuner:
             triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s)
             for m, n, w, s in _configs(name, head)
         ]
-        tune = triton.autotune(configs=configs, key=_TUNE_KEY, do_bench=TUNE_BENCH)
+        # the timing runs of the dK/dV kernel must not leave their atomic dQ additions behind
+        dkdv = name == "dkdv"
+        key, zero = ([*_TUNE_KEY, "DQ_ATOMIC"], ["DQ"]) if dkdv else (_TUNE_KEY, None)
+        tune = triton.autotune(configs=configs, key=key, reset_to_zero=zero, do_bench=TUNE_BENCH)
         _TUNED[name, head] = tune(_KERNELS[name])
     return _TUNED[name, head]
 
@@ -513,16 +532,21 @@ class _FlashAttention(torch.autograd.Function):
                 HEAD_V=hv, BLOCK_V=meta["BLOCK_V"], BLOCK_M=64,
             )  # fmt: skip
         dq, dk, dv = q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)  # contiguous
+        # dQ accumulated in float32 by atomic additions, or a placeholder the kernel never touches
+        dq_acc = torch.zeros(q.shape, dtype=torch.float32, device=q.device) if DQ_ATOMIC else q.new_zeros(1).float()
+        dq_acc_strides = dq_acc.stride() if DQ_ATOMIC else (0, 0, 0, 0)
         km = key_mask if key_mask is not None else q.new_ones(1, dtype=torch.uint8)  # never read
         km_strides = key_mask.stride() if key_mask is not None else (0, 0, 0)
         scale, offset = ctx.scale, ctx.causal_offset or 0
         buckets = (triton.next_power_of_2(T), triton.next_power_of_2(S))
         _launch(
             "dkdv", "BLOCK_N", S, Z * H, _head_class(meta),
-            q, k, v, d_out, lse, delta, km, dk, dv,
+            q, k, v, d_out, lse, delta, km, dk, dv, dq_acc,
             *q.stride(), *k.stride(), *v.stride(), *d_out.stride(), *km_strides, *dk.stride(), *dv.stride(),
-            H, T, S, offset, scale, scale * LOG2E, *buckets, **meta,
+            *dq_acc_strides, H, T, S, offset, scale, scale * LOG2E, *buckets, **meta, DQ_ATOMIC=DQ_ATOMIC,
         )  # fmt: skip
+        if DQ_ATOMIC:
+            return dq_acc.to(q.dtype), dk, dv, None, None, None
         _launch(
             "dq", "BLOCK_M", T, Z * H, _head_class(meta),
             q, k, v, d_out, lse, delta, km, dq,
