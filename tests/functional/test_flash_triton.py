@@ -265,6 +265,7 @@ def test_strides_and_broadcast_batch_dims(flash, layout):
         torch.testing.assert_close(grad, grad_ref.float())
 
 
+@pytest.mark.skipif(CUDA, reason="with CUDA every other test compiles the kernels for the GPU at hand")
 def test_kernels_compile_for_a_gpu():
     """The interpreter checks the numbers; this checks that the kernels also compile for an H100 (sm_90) with
     Triton's own ptxas and no GPU: configuration 0 of each kernel (dK/dV with and without the atomic dQ), head size
