@@ -191,11 +191,11 @@ def _fwd_kernel(
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """Algorithm 1 for one block of BLOCK_M queries of one (batch, head): grid (cdiv(T, BLOCK_M), Z * H).
+    """Algorithm 1 for one block of BLOCK_M queries of one (batch, head): grid (cdiv(T, BLOCK_M), Z, H).
     T_BUCKET and S_BUCKET (powers of two) only key the autotuner's cache."""
     start_m = tl.program_id(0) * BLOCK_M
-    zh = tl.program_id(1)
-    z, h = (zh // H).to(tl.int64), (zh % H).to(tl.int64)
+    z, h = tl.program_id(1).to(tl.int64), tl.program_id(2).to(tl.int64)  # batch entry, head
+    zh = z * H + h
     rows = start_m + tl.arange(0, BLOCK_M)  # (BLOCK_M,) query positions
     offs_n = tl.arange(0, BLOCK_N)
     offs_dqk, offs_dv = tl.arange(0, BLOCK_QK), tl.arange(0, BLOCK_V)  # head dims, padded to a power of two
@@ -225,7 +225,7 @@ def _fwd_kernel(
     lse = tl.where(empty, float("inf"), m_i + tl.log2(tl.where(empty, 1.0, l_i)))  # L2 = m + log2 l   (l. 13)
     o_ptrs = O + z * stride_oz + h * stride_oh + rows[:, None] * stride_ot + offs_dv[None, :] * stride_od
     tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=(rows < T)[:, None] & dv_ok[None, :])
-    tl.store(LSE + zh.to(tl.int64) * T + rows, lse, mask=rows < T)
+    tl.store(LSE + zh * T + rows, lse, mask=rows < T)
 
 
 @triton.jit
@@ -236,15 +236,15 @@ def _bwd_preprocess(
     H, T,
     HEAD_V: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_M: tl.constexpr,
 ):  # fmt: skip
-    """D = rowsum(dO * O) in float32 (Alg. 2 l. 4): grid (cdiv(T, BLOCK_M), Z * H)."""
-    zh = tl.program_id(1)
-    z, h = (zh // H).to(tl.int64), (zh % H).to(tl.int64)
+    """D = rowsum(dO * O) in float32 (Alg. 2 l. 4): grid (cdiv(T, BLOCK_M), Z, H)."""
+    z, h = tl.program_id(1).to(tl.int64), tl.program_id(2).to(tl.int64)  # batch entry, head
+    zh = z * H + h
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_dv = tl.arange(0, BLOCK_V)
     ok = (rows < T)[:, None] & (offs_dv < HEAD_V)[None, :]
     o = tl.load(O + z * stride_oz + h * stride_oh + rows[:, None] * stride_ot + offs_dv[None, :] * stride_od, ok, 0.0)
     do = tl.load(DO + z * stride_dz + h * stride_dh + rows[:, None] * stride_dt + offs_dv[None, :] * stride_dd, ok, 0.0)
-    tl.store(DELTA + zh.to(tl.int64) * T + rows, tl.sum(o.to(tl.float32) * do.to(tl.float32), 1), mask=rows < T)
+    tl.store(DELTA + zh * T + rows, tl.sum(o.to(tl.float32) * do.to(tl.float32), 1), mask=rows < T)
 
 
 @triton.jit
@@ -302,11 +302,11 @@ def _bwd_dkdv_kernel(
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr, DQ_ATOMIC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """dK and dV of one block of BLOCK_N keys (Alg. 2's outer loop, l. 5-7, 18): grid (cdiv(S, BLOCK_N), Z * H).
+    """dK and dV of one block of BLOCK_N keys (Alg. 2's outer loop, l. 5-7, 18): grid (cdiv(S, BLOCK_N), Z, H).
     With DQ_ATOMIC also its additions to dQ (a float32 buffer DQ), and the dQ kernel is not run."""
     start_n = tl.program_id(0) * BLOCK_N
-    zh = tl.program_id(1)
-    z, h = (zh // H).to(tl.int64), (zh % H).to(tl.int64)
+    z, h = tl.program_id(1).to(tl.int64), tl.program_id(2).to(tl.int64)  # batch entry, head
+    zh = z * H + h
     cols = start_n + tl.arange(0, BLOCK_N)  # (BLOCK_N,) key positions
     offs_m = tl.arange(0, BLOCK_M)
     offs_dqk, offs_dv = tl.arange(0, BLOCK_QK), tl.arange(0, BLOCK_V)
@@ -320,7 +320,7 @@ def _bwd_dkdv_kernel(
     q_ptrs = Q + z * stride_qz + h * stride_qh + offs_m[:, None] * stride_qt + offs_dqk[None, :] * stride_qd
     do_ptrs = DO + z * stride_dz + h * stride_dh + offs_m[:, None] * stride_dt + offs_dv[None, :] * stride_dd
     dq_ptrs = DQ + z * stride_gqz + h * stride_gqh + offs_m[:, None] * stride_gqt + offs_dqk[None, :] * stride_gqd
-    lse_ptr, delta_ptr = LSE + zh.to(tl.int64) * T, DELTA + zh.to(tl.int64) * T
+    lse_ptr, delta_ptr = LSE + zh * T, DELTA + zh * T
     key_ok = cols < S
     if HAS_KEY_MASK:  # padded keys: 0 in the key mask
         key_ok = key_ok & (tl.load(KM + z * stride_mz + h * stride_mh + cols * stride_ms, mask=cols < S, other=0) != 0)
@@ -401,10 +401,10 @@ def _bwd_dq_kernel(
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """dQ of one block of BLOCK_M queries: grid (cdiv(T, BLOCK_M), Z * H); the keys are walked as in the forward."""
+    """dQ of one block of BLOCK_M queries: grid (cdiv(T, BLOCK_M), Z, H); the keys are walked as in the forward."""
     start_m = tl.program_id(0) * BLOCK_M
-    zh = tl.program_id(1)
-    z, h = (zh // H).to(tl.int64), (zh % H).to(tl.int64)
+    z, h = tl.program_id(1).to(tl.int64), tl.program_id(2).to(tl.int64)  # batch entry, head
+    zh = z * H + h
     rows = start_m + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_dqk, offs_dv = tl.arange(0, BLOCK_QK), tl.arange(0, BLOCK_V)
@@ -413,8 +413,8 @@ def _bwd_dq_kernel(
     do_ptrs = DO + z * stride_dz + h * stride_dh + rows[:, None] * stride_dt + offs_dv[None, :] * stride_dd
     q = _load_tile(q_ptrs, rows < T, dqk_ok, True, HEAD_QK < BLOCK_QK)  # (BLOCK_M, BLOCK_QK)
     do = _load_tile(do_ptrs, rows < T, dv_ok, True, HEAD_V < BLOCK_V)  # (BLOCK_M, BLOCK_V)
-    lse = tl.load(LSE + zh.to(tl.int64) * T + rows, mask=rows < T, other=float("inf"))
-    delta = tl.load(DELTA + zh.to(tl.int64) * T + rows, mask=rows < T, other=0.0)
+    lse = tl.load(LSE + zh * T + rows, mask=rows < T, other=float("inf"))
+    delta = tl.load(DELTA + zh * T + rows, mask=rows < T, other=0.0)
     k_ptrs = K + z * stride_kz + h * stride_kh + offs_n[:, None] * stride_ks + offs_dqk[None, :] * stride_kd
     v_ptrs = V + z * stride_vz + h * stride_vh + offs_n[:, None] * stride_vs + offs_dv[None, :] * stride_vd
     km_ptrs = KM + z * stride_mz + h * stride_mh + offs_n * stride_ms
@@ -482,16 +482,18 @@ def tuning_report() -> dict[str, dict[str, str]]:
     }
 
 
-def _launch(name: str, blocks_of: str, length: int, zh: int, head: tuple[int, bool], *args, **constexprs) -> None:
-    """Run kernel ``name`` on ``cdiv(length, BLOCK_<blocks_of>) x zh`` programs, autotuned or with its first config."""
-    if length == 0 or zh == 0:
+def _launch(
+    name: str, blocks_of: str, length: int, Z: int, H: int, head: tuple[int, bool], *args, **constexprs
+) -> None:
+    """Run kernel ``name`` on ``(cdiv(length, BLOCK_<blocks_of>), Z, H)`` programs, autotuned or with config 0."""
+    if length == 0 or Z * H == 0:
         return
     configs = _configs(name, head)
     if AUTOTUNE and len(configs) > 1:
-        _tuned(name, head)[lambda meta: (triton.cdiv(length, meta[blocks_of]), zh)](*args, **constexprs)
+        _tuned(name, head)[lambda meta: (triton.cdiv(length, meta[blocks_of]), Z, H)](*args, **constexprs)
         return
     m, n, warps, stages = configs[0]
-    grid = (triton.cdiv(length, {"BLOCK_M": m, "BLOCK_N": n}[blocks_of]), zh)
+    grid = (triton.cdiv(length, {"BLOCK_M": m, "BLOCK_N": n}[blocks_of]), Z, H)
     _KERNELS[name][grid](*args, **constexprs, BLOCK_M=m, BLOCK_N=n, num_warps=warps, num_stages=stages)
 
 
@@ -509,7 +511,7 @@ class _FlashAttention(torch.autograd.Function):
         km_strides = key_mask.stride() if key_mask is not None else (0, 0, 0)
         meta = _meta(q, k, v, key_mask, causal_offset)
         _launch(
-            "fwd", "BLOCK_M", T, Z * H, _head_class(meta),
+            "fwd", "BLOCK_M", T, Z, H, _head_class(meta),
             q, k, v, km, out, lse, *q.stride(), *k.stride(), *v.stride(), *km_strides, *out.stride(),
             H, T, S, causal_offset or 0, scale * LOG2E, triton.next_power_of_2(T), triton.next_power_of_2(S),
             **meta,
@@ -527,7 +529,7 @@ class _FlashAttention(torch.autograd.Function):
         meta = _meta(q, k, v, key_mask, ctx.causal_offset)
         delta = torch.empty_like(lse)  # (Z * H, T): D = rowsum(dO * O)
         if T and Z * H:
-            _bwd_preprocess[(triton.cdiv(T, 64), Z * H)](
+            _bwd_preprocess[(triton.cdiv(T, 64), Z, H)](
                 out, d_out, delta, *out.stride(), *d_out.stride(), H, T,
                 HEAD_V=hv, BLOCK_V=meta["BLOCK_V"], BLOCK_M=64,
             )  # fmt: skip
@@ -540,7 +542,7 @@ class _FlashAttention(torch.autograd.Function):
         scale, offset = ctx.scale, ctx.causal_offset or 0
         buckets = (triton.next_power_of_2(T), triton.next_power_of_2(S))
         _launch(
-            "dkdv", "BLOCK_N", S, Z * H, _head_class(meta),
+            "dkdv", "BLOCK_N", S, Z, H, _head_class(meta),
             q, k, v, d_out, lse, delta, km, dk, dv, dq_acc,
             *q.stride(), *k.stride(), *v.stride(), *d_out.stride(), *km_strides, *dk.stride(), *dv.stride(),
             *dq_acc_strides, H, T, S, offset, scale, scale * LOG2E, *buckets, **meta, DQ_ATOMIC=DQ_ATOMIC,
@@ -548,7 +550,7 @@ class _FlashAttention(torch.autograd.Function):
         if DQ_ATOMIC:
             return dq_acc.to(q.dtype), dk, dv, None, None, None
         _launch(
-            "dq", "BLOCK_M", T, Z * H, _head_class(meta),
+            "dq", "BLOCK_M", T, Z, H, _head_class(meta),
             q, k, v, d_out, lse, delta, km, dq,
             *q.stride(), *k.stride(), *v.stride(), *d_out.stride(), *km_strides, *dq.stride(),
             H, T, S, offset, scale, scale * LOG2E, *buckets, **meta,
@@ -601,6 +603,8 @@ def flash_attention(
     T, S, hv = query.shape[-2], key.shape[-2], value.shape[-1]
     offset = None if causal is None else (0 if causal == "upper_left" else S - T)
     q, k, v = (_zh(x, batch, 2) for x in (query, key, value))  # (Z, H, T|S, hs|hv), views where possible
+    if max(q.shape[:2]) > 65535:  # a CUDA grid's second and third dims
+        raise ValueError(f"query: impl='triton' takes at most 65535 batch entries and heads, got {tuple(q.shape[:2])}")
     km = None
     if key_mask is not None:
         if key_mask.dtype != torch.bool or key_mask.device != query.device:
