@@ -33,7 +33,8 @@ TOKENS, WIDTH = 16384, 2048
 IMPLS = ("triton", "flash", "cudnn")
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
+    """ValueError unless ``device`` is a CUDA device this machine has (the CLI can call it before any work)."""
     if not device.startswith("cuda"):
         raise ValueError(f"device: attnlab bench flash times GPU kernels: expected --device cuda, got {device!r}")
     if not torch.cuda.is_available():
@@ -88,7 +89,7 @@ def _time_ms(fn, quick: bool) -> float | None:
 
 def run(*, quick: bool = False, device: str = "cuda") -> dict[str, Any]:
     """Every (n, hs, causal) cell: forward and forward+backward times of the three implementations."""
-    _check_device(device)
+    check_device(device)
     import triton  # ImportError (one line in the CLI) when Triton is missing
 
     from attnlab.functional import flash_triton
