@@ -68,8 +68,9 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 #   accumulators dK, dV are (BLOCK_N, d) each, so 128-wide heads need 8 warps (4 cannot hold them: registers spill).
 # - num_stages: how many K/V (or Q/dO) tiles are prefetched ahead of the one being multiplied (software pipelining
 #   through shared memory); every configuration fits an H100's 227 KB per block (up to 192 KB).
-# Each was checked to compile for sm_90 with Triton 3.6 without spilling registers (ptxas -v; the dK/dV kernel's
-# (32, 128, 4, 3) at head size 64 spills 4 bytes), and larger or smaller candidates that spilled were dropped.
+# Each was compiled for sm_90 with Triton 3.6 and its register spills read with ptxas -v (tests/functional/
+# compile_flash_for_gpu.py): none at 64/128/256 in bfloat16 but dK/dV's (32, 128, 4, 3) at 64 (4 bytes) and
+# (32, 64, 8, 2) at 256 (76); candidates that spilled hundreds of bytes were dropped.
 # The first configuration of each list is the default; with AUTOTUNE on a GPU, triton.autotune times both once per
 # (head sizes, masks, dtype, power-of-two sizes of T and S) and keeps the faster. Two per list: each costs a
 # compilation (seconds) and a timing run the first time a new shape class is met.
