@@ -140,6 +140,7 @@ def _build_parser() -> _Parser:
     bench = sub.add_parser("bench", help="benchmarks as ratio tables against the PyTorch built-ins")
     bench.add_argument("names", nargs="*", metavar="NAME", help="default: all")
     bench.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
+    bench.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N; default: auto")
     bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="default: runs/bench")
 
     viz = sub.add_parser("viz", help="write a standalone attention viewer (one HTML file) for a sentence")
@@ -441,12 +442,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     unknown = [n for n in args.names if n not in available]
     if unknown:
         raise UsageError(f"bench: expected names among {', '.join(available)}; got {', '.join(unknown)}")
+    from attnlab._checks import resolve_device
+
+    with _user_input():
+        device = resolve_device(args.device)
+    cpu_only = [n for n in args.names if n in bench.CPU_ONLY]
+    if cpu_only and device != "cpu":
+        raise UsageError(f"--device: {', '.join(cpu_only)} measures the CPU only; run it with --device cpu")
     defaults = getattr(bench, "default_names", bench.names)()
-    selected = args.names or defaults
+    selected = args.names or [n for n in defaults if device == "cpu" or n not in bench.CPU_ONLY]
     args.out.mkdir(parents=True, exist_ok=True)
     for name in selected:
         try:
-            result = bench.run(name, quick=args.quick)
+            result = bench.run(name, quick=args.quick, device=device)
         except ImportError as exc:  # a reference (e.g. transformers for `encoder`) is not installed
             if args.names:
                 raise UsageError(str(exc)) from exc
