@@ -486,7 +486,10 @@ def _cmd_viz(args: argparse.Namespace) -> int:
         payloads = sentence_payloads(args.sentence, args.model)
     except _USER_ERRORS as exc:  # an empty sentence, a missing or foreign checkpoint, untokenizable text
         raise UsageError(str(exc)) from exc
-    path = AttentionView(payloads).save(args.out)
+    try:
+        path = AttentionView(payloads).save(args.out)
+    except ValueError as exc:  # --out is a folder, or a file stands where its folder should be
+        raise UsageError(str(exc)) from exc
     print(f"viewer: {path} ({len(payloads[0]['query_tokens'])} tokens)")
     return 0
 
