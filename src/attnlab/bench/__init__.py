@@ -16,6 +16,7 @@ _MODULES = {
     "attention-memory": "attention_memory",
     "gpt": "gpt",
     "encoder": "encoder",
+    "exercises": "exercises",
 }
 # Run only when named: it needs ~16 GiB for naive attention at n=16384 and minutes for n=65536.
 _ON_REQUEST = {"attention-memory"}
