@@ -480,7 +480,9 @@ _EXERCISES_DIR = Path("attnlab-exercises")
 def _add_exercise_parsers(sub: Any) -> None:
     """``attnlab exercises [start NAME | solution NAME]`` and ``attnlab check NAME [FILE]``."""
     exercises = sub.add_parser(
-        "exercises", help="the exercises with your status; `start NAME` writes a skeleton, `solution NAME` shows one"
+        "exercises",
+        help="the exercises with your status; `start NAME` writes a skeleton, `solution NAME` shows one",
+        description="Without an ACTION: the exercises by section, with your status (from the files in --dir).",
     )
     exercises.add_argument("--dir", type=Path, default=_EXERCISES_DIR, help=f"your folder (default: {_EXERCISES_DIR})")
     actions = exercises.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -495,7 +497,9 @@ def _add_exercise_parsers(sub: Any) -> None:
     check.add_argument("name", metavar="NAME")
     check.add_argument("file", nargs="?", type=Path, metavar="FILE", help=f"default: {_EXERCISES_DIR}/NAME.py")
     check.add_argument("--json", action="store_true", help="print a machine-readable result (for autograders)")
-    check.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time limit in seconds (default: 60)")
+    check.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="time limit for your code, in seconds (default: 60)"
+    )
     check.add_argument("--seed", type=int, help="reproduce a run's random inputs")
 
 
@@ -504,12 +508,15 @@ def _cmd_exercises(args: argparse.Namespace) -> int:
     from attnlab.exercises import skeleton, status
 
     if args.action is None:
-        for section, items in exercises.by_section().items():
+        sections = exercises.by_section()
+        width = max(len(ex.title) for items in sections.values() for ex in items)
+        for section, items in sections.items():
             print(f"{section}  {exercises.SECTIONS[section]}")
             for ex in items:
-                print(f"  {ex.name:<29} {ex.title[:64]:<64}  {status.status(ex.name, args.dir)}")
+                print(f"  {ex.name:<29} {ex.title:<{width}}  {status.status(ex.name, args.dir)}")
             print()
-        print(f"your folder: {args.dir}  (start one: {PROG} exercises start NAME; check it: {PROG} check NAME)")
+        start = f"{PROG} exercises start NAME" + ("" if args.dir == _EXERCISES_DIR else f" --dir {args.dir}")
+        print(f"your folder: {args.dir}  (start one: {start}; check it: {PROG} check NAME {args.dir / 'NAME.py'})")
         return 0
     with _user_input():
         ex = exercises.get(args.name)

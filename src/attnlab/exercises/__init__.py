@@ -42,7 +42,7 @@ CATALOGUE = {
     "bptt": ("3.1", "recurrence.bptt"),
     "clip_grad_norm": ("3.1", "recurrence.layers"),
     "additive_score": ("3.2", "attention.scores"),
-    "luong_score": ("3.2", "attention.scores"),
+    "luong_scores": ("3.2", "attention.scores"),
     "attention_context": ("3.2", "attention.context"),
     "softmax_backward": ("3.2", "attention.context"),
     "greedy_decode": ("3.2", "attention.decoding"),

@@ -1,4 +1,4 @@
-"""Exercises 3.2 ``additive_score`` (Bahdanau) and ``luong_score`` (dot, general, concat): checked against float64
+"""Exercises 3.2 ``additive_score`` (Bahdanau) and ``luong_scores`` (dot, general, concat): checked against float64
 references written one key at a time from the papers' equations (forward and gradients)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def additive_score(query, keys, W, U, v):
     return library.additive_scores(query, keys, W, U, v)
 
 
-def luong_score(query, keys, method, W_a=None, v_a=None):
+def luong_scores(query, keys, method, W_a=None, v_a=None):
     """The library's Luong scores."""
     if method == "dot":
         return library.dot_scores(query, keys)
@@ -200,7 +200,7 @@ def _luong_grads(t: Trial) -> None:
 
 
 def _luong_variant(kind: str):
-    def luong_score(query, keys, method, W_a=None, v_a=None):
+    def luong_scores(query, keys, method, W_a=None, v_a=None):
         if method == "dot":
             s = keys @ query.unsqueeze(-1)  # (B, S, 1)
             return (s / query.shape[-1] ** 0.5 if kind == "dot_scaled" else s).squeeze(-1)
@@ -215,7 +215,7 @@ def _luong_variant(kind: str):
         z = (query @ W_q.T).unsqueeze(1) + keys @ W_k.T  # (B, S, A)
         return (z if kind == "concat_no_tanh" else torch.tanh(z)) @ v_a
 
-    return luong_score
+    return luong_scores
 
 
 LUONG_MISTAKES = (
@@ -246,7 +246,7 @@ LUONG_MISTAKES = (
 )
 
 LUONG = Exercise(
-    name="luong_score",
+    name="luong_scores",
     section="3.2",
     title="Luong's scores: dot, general, concat",
     task=(
@@ -257,7 +257,7 @@ LUONG = Exercise(
     equation="score = h_t^T hbar_s | h_t^T W_a hbar_s | v_a^T tanh(W_a [h_t ; hbar_s])    (Luong et al. 2015, eq. 8)",
     shapes="query (B, Dq), keys (B, S, Dk); general: W_a (Dq, Dk); concat: W_a (A, Dq + Dk), v_a (A,); returns (B, S)",
     returns="the scores (B, S)",
-    reference=luong_score,
+    reference=luong_scores,
     solution=(library.dot_scores, library.general_scores, library.concat_scores, library.additive_hidden),
     checks=(
         Check(

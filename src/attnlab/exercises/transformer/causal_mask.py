@@ -117,7 +117,7 @@ MISTAKES = (
 EXERCISE = Exercise(
     name="causal_mask",
     section="3.3",
-    title="The causal mask of a query block after a KV cache (bottom-right)",
+    title="The causal mask after a KV cache (bottom-right)",
     task=(
         "Return the boolean causal mask for T new queries that follow S - T cached positions: the queries are the "
         "last T of the S positions, so query i (position S - T + i) may attend keys j <= S - T + i. True means "

@@ -178,7 +178,7 @@ MISTAKES = (
 EXERCISE = Exercise(
     name="online_softmax_update",
     section="3.3",
-    title="One online-softmax tile update (the FlashAttention recurrence)",
+    title="One online-softmax tile update (FlashAttention)",
     task=(
         "FlashAttention never holds the (T, S) weights: it walks over blocks of keys and keeps, per query row, the "
         "running max m, the running sum l of exp(score - m) and the unnormalized output acc. Given that state and "

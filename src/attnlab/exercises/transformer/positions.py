@@ -140,7 +140,7 @@ PE_MISTAKES = (
 SINUSOIDAL = Exercise(
     name="sinusoidal_encoding",
     section="3.3",
-    title="Sinusoidal position encoding (Vaswani et al. 2017, section 3.5)",
+    title="Sinusoidal position encoding (Vaswani et al. 2017)",
     task=(
         "Return the table of sinusoidal position encodings for positions 0..length-1 and an even dim: dimension "
         "2i holds sin(p / 10000^(2i/dim)) and dimension 2i+1 holds cos of the same angle. float32."

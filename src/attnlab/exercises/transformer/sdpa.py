@@ -208,7 +208,7 @@ CHECKS = (
 EXERCISE = Exercise(
     name="scaled_dot_product_attention",
     section="3.3",
-    title="Scaled dot-product attention (scale, bool and float masks, causal)",
+    title="Scaled dot-product attention with masks",
     task=(
         "Compute attention from first principles: the scores Q K^T times the scale (1/sqrt(d_k) unless `scale` is "
         "given), then the mask: a bool attn_mask is True where a query may attend a key (fill the others with "
