@@ -63,6 +63,7 @@ def test_public_check_returns_a_table_for_a_notebook():
     text = result.table().splitlines()
     assert text[0].startswith("causal_mask: 2 of 5 checks pass") and len(text) == 2 + len(result.checks)
     assert "the same mistake as above" in result.table()  # one full hint, then a reference to it
+    assert repr(result) == str(result) == result.table()  # a console shows the table too
 
 
 def test_result_json_round_trips_and_escapes_html():

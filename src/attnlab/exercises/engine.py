@@ -95,7 +95,7 @@ class _Observation:
     passed: bool
     message: str = ""
     seen: list[Tensor] = field(default_factory=list)
-    error: str | None = None  # "Type: message" with numbers and bracketed details blanked (for matching)
+    error: str | None = None  # "Type: message", first line, memory addresses blanked (for matching)
 
 
 def observe(check: Check, fn: Callable[..., Any], seed: int, forbidden: Sequence[str] = ()) -> _Observation:

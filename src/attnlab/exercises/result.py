@@ -108,6 +108,9 @@ class Result:
     def __str__(self) -> str:
         return self.table()
 
+    def __repr__(self) -> str:  # what a console shows for `check(...)`: the table, not the fields
+        return self.table()
+
     def _repr_html_(self) -> str:
         """The table for a notebook: one row per check, failures in red with their hint."""
         esc = html.escape
