@@ -86,5 +86,8 @@ def test_catalogue_matches_the_modules():
         assert ex.name == name and ex.section == section and ex.section in exercises.SECTIONS
         assert ex.reference.__name__ == name  # `attnlab bench exercises` imports it by that name
         assert ex.checks[0].name == "shape and dtype"
+        shown = [line for line in skeleton.solution(ex).splitlines() if line.startswith("# --- ")]
+        assert f"attnlab/exercises/{exercises.CATALOGUE[name][1].replace('.', '/')}.py:" in shown[0]
+        assert all("attnlab/" in line for line in shown), shown
     sections = exercises.by_section()
     assert [len(v) for v in sections.values()] == [6, 6, 9]

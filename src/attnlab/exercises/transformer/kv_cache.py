@@ -16,24 +16,19 @@ from attnlab.exercises.trial import Trial
 from attnlab.nn.multihead import KVCache, MultiHeadAttention
 
 
-@torch.no_grad()
 def kv_cache_step(x, cache_k, cache_v, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, num_heads):
     """The library's MultiHeadAttention with its KVCache holding the cached keys and values."""
     E = x.shape[-1]
     layer = MultiHeadAttention(E, num_heads, impl="naive", dtype=x.dtype)
-    layer.load_state_dict(
-        {
-            "in_proj_weight": in_proj_weight,
-            "in_proj_bias": in_proj_bias,
-            "out_proj.weight": out_proj_weight,
-            "out_proj.bias": out_proj_bias,
-        }
-    )
+    weights = {"in_proj_weight": in_proj_weight, "in_proj_bias": in_proj_bias}
+    weights.update({"out_proj.weight": out_proj_weight, "out_proj.bias": out_proj_bias})
+    layer.load_state_dict(weights)
     cache = KVCache()
-    if cache_k.shape[2] > 0:
-        cache.update(cache_k, cache_v)
-    y = layer(x, cache=cache, is_causal=True).output  # queries: the last T of the S positions
-    k, v = cache.update(cache_k[:, :, :0], cache_v[:, :, :0])  # appending nothing returns all (B, nh, S, hs)
+    with torch.no_grad():
+        if cache_k.shape[2] > 0:
+            cache.update(cache_k, cache_v)
+        y = layer(x, cache=cache, is_causal=True).output  # queries: the last T of the S positions
+        k, v = cache.update(cache_k[:, :, :0], cache_v[:, :, :0])  # appending nothing returns all (B, nh, S, hs)
     return y, k, v
 
 
