@@ -16,11 +16,13 @@ _MODULES = {
     "attention-memory": "attention_memory",
     "gpt": "gpt",
     "encoder": "encoder",
+    "exercises": "exercises",
 }
 # Run only when named: it needs ~16 GiB for naive attention at n=16384 and minutes for n=65536.
 _ON_REQUEST = {"attention-memory"}
-# Measures the CPU only (oneDNN against MKL): skipped by a run on another device, refused when named for one.
-CPU_ONLY = {"gemm"}
+# Measure the CPU only (oneDNN against MKL; the exercise checks a learner runs): skipped by a run on another device,
+# refused when named for one.
+CPU_ONLY = {"gemm", "exercises"}
 
 
 def names() -> list[str]:
