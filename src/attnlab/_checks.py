@@ -52,8 +52,16 @@ def check_shape(name: str, x: Tensor, expected: Sequence[int], meaning: str = ""
         raise ValueError(f"{name}: expected shape ({', '.join(str(s) for s in expected)}){hint}, got {shape_str(x)}")
 
 
+def autocast_enabled(x: Tensor) -> bool:
+    """Whether ``torch.autocast`` is on for ``x``'s device: then matmuls run in its low precision and a module's
+    floating-point operands may differ in dtype (a float32 state meeting a bfloat16 product), as in torch's modules."""
+    return torch.is_autocast_enabled(x.device.type)
+
+
 def check_same_dtype_device(name: str, x: Tensor, ref: Tensor, ref_name: str = "input") -> None:
-    if x.dtype != ref.dtype:
+    """Same device always; same dtype unless autocast is on and both are floating point (it casts the products)."""
+    mixed_ok = x.is_floating_point() and ref.is_floating_point() and autocast_enabled(ref)
+    if x.dtype != ref.dtype and not mixed_ok:
         raise TypeError(f"{name}: expected dtype {ref.dtype} (that of {ref_name}), got {x.dtype}")
     if x.device != ref.device:
         raise ValueError(f"{name}: expected device {ref.device} (that of {ref_name}), got {x.device}")

@@ -27,14 +27,6 @@ IMPL_IDS = ["chunked64", "chunked1", "chunked4", "chunked7", "recurrent"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-
-
-@pytest.fixture(params=DEVICES)
-def device(request) -> str:
-    """CPU, and CUDA when present: the same checks on every device (DESIGN.md)."""
-    return request.param
-
 
 def randn(*shape: int, dtype=torch.float64, seed: int = 0, requires_grad: bool = False, device="cpu") -> Tensor:
     x = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)

@@ -19,14 +19,6 @@ F64 = {"rtol": 1e-10, "atol": 1e-10}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-
-
-@pytest.fixture(params=DEVICES)
-def device(request) -> str:
-    """CPU, and CUDA when present: the same checks on every device (DESIGN.md)."""
-    return request.param
-
 
 def randn(*shape: int, dtype=torch.float64, seed: int = 0, device="cpu") -> Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)

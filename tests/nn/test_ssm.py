@@ -25,14 +25,6 @@ SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=N
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-
-
-@pytest.fixture(params=DEVICES)
-def device(request) -> str:
-    """CPU, and CUDA when present: the same checks on every device (DESIGN.md)."""
-    return request.param
-
 
 def randn(*shape: int, dtype=torch.float64, seed: int = 0, device="cpu") -> Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)

@@ -52,9 +52,10 @@ def chunked_attention(
         raise ValueError("attn_mask: impl='chunked' does not differentiate the mask; use impl='naive' or 'manual'")
     if query.dtype in (torch.float16, torch.bfloat16):  # tiles and running sums in float32, as torch's kernels
         mask32 = None if mask is None else mask.to_float()
-        out = chunked_attention(
-            query.float(), key.float(), value.float(), mask32, scale, dropout_p, batch, block_q, block_k
-        )
+        with torch.autocast(query.device.type, enabled=False):  # float32 tiles even under autocast
+            out = chunked_attention(
+                query.float(), key.float(), value.float(), mask32, scale, dropout_p, batch, block_q, block_k
+            )
         return out.to(query.dtype)
     q, k, v = (x.expand(*batch, *x.shape[-2:]) for x in (query, key, value))  # views, no copy
     seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout_p > 0 else 0

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab._checks import broadcast_shapes, check_float, check_tensor, shape_str
+from attnlab._checks import autocast_enabled, broadcast_shapes, check_float, check_tensor, shape_str
 from attnlab.functional import gqa
 from attnlab.functional.masks import AttentionMask, as_mask
 from attnlab.functional.softmax import masked_softmax, softmax_backward
@@ -80,6 +80,8 @@ def scaled_dot_product_attention(
     materialize them; ``auto`` then picks naive). ``dropout_p`` is applied whenever it is > 0, as in torch's
     function: pass 0 in evaluation.
     """
+    if isinstance(query, Tensor) and autocast_enabled(query):  # as torch's function does under autocast
+        query, key, value, attn_mask = _autocast(query, key, value, attn_mask)
     mask, batch = check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl, enable_gqa)
     s = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     if impl == "auto":
@@ -102,17 +104,18 @@ def scaled_dot_product_attention(
         return chunked_attention(query, key, value, mask, s, dropout_p, batch)
     if query.dtype in LOW_PRECISION:
         # Scores, softmax and accumulators in float32, as torch's kernels do; the result in the input's dtype.
-        out = scaled_dot_product_attention(
-            query.float(),
-            key.float(),
-            value.float(),
-            None if mask is None else mask.to_float(),
-            dropout_p,
-            False,
-            s,
-            impl=impl,
-            return_weights=return_weights,
-        )
+        with torch.autocast(query.device.type, enabled=False):
+            out = scaled_dot_product_attention(
+                query.float(),
+                key.float(),
+                value.float(),
+                None if mask is None else mask.to_float(),
+                dropout_p,
+                False,
+                s,
+                impl=impl,
+                return_weights=return_weights,
+            )
         if return_weights:
             return AttentionOutput(out.output.to(query.dtype), out.weights.to(query.dtype))
         return out.to(query.dtype)
@@ -137,6 +140,15 @@ def _grouped(query, key, value, mask, dropout_p, s, impl, return_weights):
     q, k, v, mask, ungroup = gqa.regroup(query, key, value, mask, key.shape[-3])
     out = scaled_dot_product_attention(q, k, v, mask, dropout_p, False, s, impl=impl, return_weights=return_weights)
     return AttentionOutput(ungroup(out.output), ungroup(out.weights)) if return_weights else ungroup(out)
+
+
+def _autocast(query: Tensor, key, value, attn_mask) -> tuple:
+    """Under ``torch.autocast`` the operands (and a float mask) in its low-precision dtype (torch's SDPA is on
+    autocast's lower-precision list); non-tensors pass through to the argument checks."""
+    dtype = torch.get_autocast_dtype(query.device.type)
+    return tuple(
+        x.to(dtype) if isinstance(x, Tensor) and x.is_floating_point() else x for x in (query, key, value, attn_mask)
+    )
 
 
 def _naive(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, s: float, dropout_p: float):

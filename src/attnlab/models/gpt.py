@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from attnlab._checks import check_ndim, check_tensor
 from attnlab.functional.masks import AttentionMask
-from attnlab.nn import KVCache, LearnedPositionalEmbedding, TransformerEncoderLayer
+from attnlab.nn import KVCache, LearnedPositionalEmbedding, StaticKVCache, TransformerEncoderLayer
 
 # Causal self-attention over positions: the T new queries are the last T of the S positions (bottom-right), which
 # is the plain lower triangle without a cache (torch's fused causal kernel) and no mask at all for one new token.
@@ -149,10 +149,10 @@ class GPT(nn.Module):
         else:
             torch._assert_async(((idx >= 0) & (idx < V)).all(), f"idx: token ids must be in [0, {V})")
 
-    def _hidden(self, idx: Tensor, caches: list[KVCache] | None, weights: list[Tensor] | None = None) -> Tensor:
+    def _hidden(self, idx: Tensor, caches: list | None, weights: list[Tensor] | None = None) -> Tensor:
         """The final hidden states ``(B, T, C)`` of checked ``idx``; each block's attention weights are appended to
         ``weights`` when it is a list (the slower path that materialises them)."""
-        offset = 0 if caches is None else caches[0].length
+        offset = 0 if caches is None else caches[0].offset  # an int, or a device tensor for a static cache
         x = self.drop(self.wpe(self.wte(idx), offset))  # (B, T, C)
         need_weights = weights is not None
         for i, block in enumerate(self.blocks):
@@ -162,7 +162,7 @@ class GPT(nn.Module):
                 weights.append(w)
         return self.ln_f(x)
 
-    def _last_logits(self, idx: Tensor, caches: list[KVCache] | None) -> Tensor:
+    def _last_logits(self, idx: Tensor, caches: list | None) -> Tensor:
         """Logits of the last position ``(B, V)``, for checked ids (generation's inner step)."""
         x = self._hidden(idx, caches)[:, -1, :]  # (B, C)
         return x @ self.wte.weight.t()  # (B, C) @ (C, V)
@@ -194,19 +194,86 @@ class GPT(nn.Module):
             raise ValueError("idx: expected at least one prompt token, got an empty sequence")
         self._check_ids(idx)  # the prompt, once: sampled ids are in range by construction
         bs = self.config.block_size
-        caches: list[KVCache] | None = None
+        decoder = Decoder(self, idx.shape[0], idx.device) if use_cache else None
         for _ in range(max_new_tokens):
             context = idx[:, -bs:]
-            if not use_cache:
+            if decoder is None:
                 logits = self._last_logits(context, None)
-            elif caches is None or caches[0].length + 1 > bs:
-                caches = [KVCache(capacity=bs) for _ in self.blocks]  # (re)fill from the context
-                logits = self._last_logits(context, caches)
+            elif decoder.length == 0 or decoder.length + 1 > bs:
+                logits = decoder.prefill(context)  # (re)fill the cache from the context
             else:
-                logits = self._last_logits(idx[:, -1:], caches)  # one new position
+                logits = decoder.step(idx[:, -1:])  # one new position
             next_id = sample_next(logits, temperature, top_k, generator)  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
         return idx
+
+
+class Decoder:
+    """KV-cached decoding of a :class:`GPT`: :meth:`prefill` a context, then :meth:`step` one token at a time;
+    each returns the last position's logits ``(B, V)``.
+
+    On the CPU the cache is a :class:`~attnlab.nn.KVCache` per block. On CUDA one token of a small model is a few
+    hundred tiny kernels whose launch cost, not their arithmetic, sets the speed; so the step runs on
+    :class:`~attnlab.nn.StaticKVCache` buffers with its position on the device, is captured once as a CUDA graph,
+    and every later token replays the graph: one launch for the whole step. Both give the tokens of uncached
+    decoding (tested).
+    """
+
+    def __init__(self, model: GPT, batch: int, device: torch.device, *, graphs: bool | None = None) -> None:
+        self.model, self.batch, self.length = model, batch, 0
+        self.capacity = model.config.block_size
+        self.static = device.type == "cuda" if graphs is None else graphs
+        self.graph = None
+        if self.static:
+            self.position = torch.zeros((), dtype=torch.long, device=device)  # the next position, on the device
+            self.caches: list = [StaticKVCache(self.capacity, self.position) for _ in model.blocks]
+            self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)  # the graph's input
+
+    def prefill(self, context: Tensor) -> Tensor:
+        """Fill the cache with ``context`` ``(B, T)`` from position 0; returns the logits after its last token."""
+        if self.static:
+            self.position.zero_()
+        else:
+            self.caches = [KVCache(self.capacity) for _ in self.model.blocks]
+        logits = self.model._last_logits(context, self.caches)
+        if self.static:
+            self.position.add_(context.shape[1])
+        self.length = context.shape[1]
+        return logits
+
+    def step(self, token: Tensor) -> Tensor:
+        """One new token ``(B, 1)`` at the next position; returns its logits ``(B, V)``."""
+        self.length += 1
+        if not self.static:
+            return self.model._last_logits(token, self.caches)
+        self.token.copy_(token)
+        if self.graph is not None:
+            self.graph.replay()
+            return self.logits
+        if self.position.device.type != "cuda":  # a static cache without graphs (tested on the CPU)
+            return self._step()
+        return self._capture()
+
+    def _step(self) -> Tensor:
+        logits = self.model._last_logits(self.token, self.caches)  # (B, V)
+        self.position.add_(1)
+        return logits
+
+    def _capture(self) -> Tensor:
+        """Run the step once eagerly on a side stream (warm-up: lazy initialisations happen outside the capture),
+        rewind its position, capture it, and replay the capture (which redoes the same step)."""
+        start = self.position.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        self.position.copy_(start)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits = self._step()
+        self.graph.replay()
+        return self.logits
 
 
 def sample_next(logits: Tensor, temperature: float, top_k: int | None, generator=None) -> Tensor:

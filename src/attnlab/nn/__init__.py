@@ -4,7 +4,7 @@ from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from attnlab.nn.classic_attention import AdditiveAttention, LuongAttention
 from attnlab.nn.loop import run_direction
 from attnlab.nn.moe import MoE, MoEOutput
-from attnlab.nn.multihead import KVCache, MultiHeadAttention
+from attnlab.nn.multihead import KVCache, MultiHeadAttention, StaticKVCache
 from attnlab.nn.positional import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
@@ -33,6 +33,7 @@ __all__ = [
     "MultiHeadAttention",
     "RNNCell",
     "SinusoidalPositionalEncoding",
+    "StaticKVCache",
     "TransformerEncoderLayer",
     "apply_rotary",
     "run_direction",

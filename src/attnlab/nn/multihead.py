@@ -48,6 +48,11 @@ class KVCache:
         self.capacity = 16 if capacity is None else check_positive_int("capacity", capacity)
         self.length = 0
 
+    @property
+    def offset(self) -> int:
+        """The position of the next query: new positions continue after the cached ones."""
+        return self.length
+
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         n = k.shape[2]
         if self._k is None:
@@ -64,9 +69,69 @@ class KVCache:
         self.length += n
         return self._k.narrow(2, 0, self.length), self._v.narrow(2, 0, self.length)  # (B, nh, S, hs) views
 
+    def adapt(self, mask: AttentionMask | None, T: int) -> AttentionMask | None:
+        """The caller's mask over the cached keys: unchanged (they are the first S positions, in order). Refuses
+        top-left causal once earlier positions are cached: the new queries are the last ones (bottom-right)."""
+        if mask is not None and mask.causal == "upper_left" and self.length != T:
+            raise ValueError(
+                "is_causal: top-left causal (as in the SDPA) does not fit queries that follow cached keys; "
+                "pass attn_mask=AttentionMask(causal='lower_right')"
+            )
+        return mask
+
     def reset(self) -> None:
         self._k = self._v = None
         self.length = 0
+
+
+class StaticKVCache:
+    """A KV cache whose shapes never change, for a decode step captured once as a CUDA graph and replayed.
+
+    The buffers hold ``capacity`` positions from the first update on; ``position`` is a 0-d int64 tensor *on the
+    device* (shared by all layers of a model, advanced by the decoder), and ``update`` writes the new keys/values
+    at ``position, position + 1, ...`` and returns the whole buffers ``(B, nh, capacity, hs)``. Which keys a query
+    sees is then a mask computed on the device (:meth:`adapt`): no host value enters the step, so replaying it
+    needs no Python. It serves causal decoding only (``AttentionMask(causal="lower_right")``, windowed or not).
+    """
+
+    def __init__(self, capacity: int, position: Tensor) -> None:
+        self.capacity = check_positive_int("capacity", capacity)
+        check_tensor("position", position)
+        if position.dim() != 0 or position.dtype != torch.int64:
+            raise ValueError(
+                f"position: expected a 0-d int64 tensor, got {position.dtype} of shape {shape_str(position)}"
+            )
+        self.position = position
+        self._k: Tensor | None = None
+        self._v: Tensor | None = None
+
+    @property
+    def offset(self) -> Tensor:
+        return self.position
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        if self._k is None:
+            self._k = k.new_zeros(*k.shape[:2], self.capacity, k.shape[3])
+            self._v = v.new_zeros(*v.shape[:2], self.capacity, v.shape[3])
+        idx = self.position + torch.arange(k.shape[2], device=k.device)  # (T,): where the new positions go
+        self._k.index_copy_(2, idx, k)  # (B, nh, capacity, hs)
+        self._v.index_copy_(2, idx, v)
+        return self._k, self._v
+
+    def adapt(self, mask: AttentionMask | None, T: int) -> AttentionMask:
+        """Causal over positions as a ``(T, capacity)`` bool mask: query i (position p + i) sees keys ``j <= p + i``
+        (and ``j >= p + i - w`` with a window); unwritten positions are never seen."""
+        plain = mask is not None and mask.key_padding is None and mask.dense is None
+        if not (plain and mask.causal == "lower_right"):
+            raise ValueError(
+                "cache: a StaticKVCache serves causal decoding only: attn_mask=AttentionMask(causal='lower_right')"
+            )
+        pos = self.position + torch.arange(T, device=self.position.device).unsqueeze(1)  # (T, 1)
+        cols = torch.arange(self.capacity, device=self.position.device)  # (capacity,)
+        allowed = cols <= pos  # (T, capacity)
+        if mask.window is not None:
+            allowed = allowed & (cols >= pos - mask.window)
+        return AttentionMask(dense=allowed)
 
 
 class MultiHeadAttention(nn.Module):
@@ -178,7 +243,7 @@ class MultiHeadAttention(nn.Module):
         key_mask: Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = False,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
     ) -> AttentionOutput:
         """query ``(B, T, E)``, key ``(B, S, kdim)``, value ``(B, S, vdim)`` (default: query, i.e. self-attention);
         unbatched ``(T, E)`` inputs work too. ``cache`` appends this call's keys/values to earlier ones."""
@@ -186,11 +251,6 @@ class MultiHeadAttention(nn.Module):
         key = query if key is None else key
         value = key if value is None else value
         query, key, value, batched = self._check_inputs(query, key, value)
-        if is_causal and cache is not None and cache.length:
-            raise ValueError(
-                "is_causal: top-left causal (as in the SDPA) does not fit queries that follow cached keys; "
-                "pass attn_mask=AttentionMask(causal='lower_right')"
-            )
         B, T, E = query.shape
         nh, hs = self.num_heads, self.head_dim
         if self_attention and self._qkv_same_embed_dim:
@@ -205,16 +265,19 @@ class MultiHeadAttention(nn.Module):
         k = k.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
         v = v.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
         if self.rotary:
-            offset = 0 if cache is None else cache.length  # new positions continue after the cached ones
+            offset = 0 if cache is None else cache.offset  # new positions continue after the cached ones
             q, k = apply_rotary(q, offset), apply_rotary(k, offset)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, nh, S_past + S_new, hs)
         S = k.shape[2]
+        mask = self._mask(attn_mask, key_mask, is_causal, B, T, S, query)
+        if cache is not None:
+            mask = cache.adapt(mask, T)  # the mask over the cache's keys
         out = scaled_dot_product_attention(
             q,
             k,
             v,
-            attn_mask=self._mask(attn_mask, key_mask, is_causal, B, T, S, query),
+            attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
             impl=self.impl,
             return_weights=need_weights,
