@@ -39,6 +39,11 @@ class StateCache:
         self.state: Any = None
         self.length = 0
 
+    @property
+    def offset(self) -> int:
+        """The position of the next token (for a position embedding outside the mixer)."""
+        return self.length
+
     def nbytes(self) -> int:
         """Bytes of the state's tensors (0 before the first token)."""
         return 0 if self.state is None else sum(t.numel() * t.element_size() for t in self.state)

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab._checks import check_float, check_ndim, check_positive_int, check_tensor, shape_str
-from attnlab.functional.masks import AttentionMask
+from attnlab.functional.masks import AttentionMask, as_mask
 from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
 from attnlab.nn.norms import RMSNorm
 from attnlab.nn.positional import apply_rotary
@@ -68,6 +68,20 @@ class LatentCache:
     @property
     def length(self) -> int:
         return self._ring.length if self._ring is not None else self._length
+
+    @property
+    def offset(self) -> int:
+        """The position of the next query."""
+        return self.length
+
+    def adapt(self, mask: AttentionMask | None, T: int) -> AttentionMask | None:
+        """The caller's mask over the cached positions: a rolling cache takes only its own window (causal,
+        bottom-right); a growing one refuses top-left causal once earlier positions are cached."""
+        if self._ring is not None:
+            check_cache_mask(self, mask)
+        elif mask is not None and mask.causal == "upper_left" and self.length != T:
+            raise ValueError("attn_mask: queries that follow cached positions need AttentionMask(causal='lower_right')")
+        return mask
 
     def update(self, latent: Tensor) -> Tensor:
         """Append ``(B, 1, n, d)`` new positions; returns what the new queries attend to (see RollingBuffer)."""
@@ -180,23 +194,23 @@ class MultiHeadLatentAttention(nn.Module):
         check_ndim("x", x, (3,), "(batch, length, embed_dim)")
         if x.shape[-1] != self.embed_dim:
             raise ValueError(f"x: expected last dimension {self.embed_dim}, got shape {shape_str(x)}")
-        if cache is not None:
-            check_cache_mask(cache, attn_mask)
         B, T, _ = x.shape
         nh, hs, dc, dr = self.num_heads, self.head_dim, self.d_latent, self.d_rope
-        offset = 0 if cache is None else cache.length  # position of the first new token
+        offset = 0 if cache is None else cache.offset  # position of the first new token
         c_q = self.q_norm(self.w_dq(x))  # c^Q (12): (B, T, d_c')
         q_c = self.w_uq(c_q).view(B, T, nh, hs).transpose(1, 2)  # q^C (13): (B, nh, T, hs)
         q_r = apply_rotary(self.w_qr(c_q).view(B, T, nh, dr).transpose(1, 2), offset)  # q^R (14): (B, nh, T, dr)
         c_kv = self.kv_norm(self.w_dkv(x))  # c^KV (9): (B, T, d_c)
         k_r = apply_rotary(self.w_kr(x).unsqueeze(1), offset)  # k^R (15), shared by the heads: (B, 1, T, dr)
         latent = torch.cat([c_kv.unsqueeze(1), k_r], dim=-1)  # [c^KV; k^R]: (B, 1, T, d_c + dr)
+        mask = as_mask(attn_mask, False)  # one AttentionMask (or None), as the SDPA takes it
         if cache is not None:
             latent = cache.update(latent)  # (B, 1, S, d_c + dr): all the past a query needs
+            mask = cache.adapt(mask, T)  # the mask over the cached positions
         S = latent.shape[2]
         absorb = (self.absorb if self.absorb is not None else T == 1) if absorb is None else absorb
         sdpa = {
-            "attn_mask": attn_mask,
+            "attn_mask": mask,
             "dropout_p": self.dropout if self.training else 0.0,
             "scale": 1.0 / math.sqrt(hs + dr),  # eq. (18): the query/key size is d_h + d_h^R
             "impl": self.impl,

@@ -88,8 +88,8 @@ class RollingKVCache:
     """Keys and values of the last ``window + 1`` positions, for decoding with a sliding window of ``window``.
 
     A drop-in for :class:`~attnlab.nn.KVCache` in :class:`~attnlab.nn.MultiHeadAttention` (``update(k, v)`` with
-    ``(B, n_kv, n, hs)``; ``length``: positions seen), to be used with
-    ``attn_mask=AttentionMask(causal="lower_right", window=window)``, which the attention checks.
+    ``(B, n_kv, n, hs)``; ``length`` and ``offset``: positions seen), for
+    ``attn_mask=AttentionMask(causal="lower_right", window=window)`` only (:meth:`adapt` refuses any other).
     """
 
     def __init__(self, window: int) -> None:
@@ -99,6 +99,16 @@ class RollingKVCache:
     @property
     def length(self) -> int:
         return self._k.length
+
+    @property
+    def offset(self) -> int:
+        """The position of the next query."""
+        return self._k.length
+
+    def adapt(self, mask: AttentionMask | None, T: int) -> AttentionMask:
+        """The caller's mask, which must be the window this cache keeps (:func:`check_cache_mask`)."""
+        check_cache_mask(self, mask)
+        return mask
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         if k.shape[:-1] != v.shape[:-1]:
@@ -120,7 +130,8 @@ def check_cache_mask(cache: object, attn_mask: object) -> None:
     w = getattr(cache, "window", None)
     if w is None:
         return
-    if not (isinstance(attn_mask, AttentionMask) and attn_mask.causal == "lower_right" and attn_mask.window == w):
+    plain = isinstance(attn_mask, AttentionMask) and attn_mask.key_padding is None and attn_mask.dense is None
+    if not (plain and attn_mask.causal == "lower_right" and attn_mask.window == w):
         raise ValueError(
             f"attn_mask: a rolling cache of window {w} needs AttentionMask(causal='lower_right', window={w}), "
             f"got {attn_mask!r}"
