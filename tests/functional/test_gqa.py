@@ -23,11 +23,6 @@ HEADS = [(6, 2), (4, 1), (3, 3), (8, 4)]  # (Hq, Hkv): GQA, MQA, MHA, GQA with p
 SHAPES = {"T5-S9-hs40": (5, 9, 40), "T1-S7-hs16": (1, 7, 16), "T8-S8-hs24": (8, 8, 24)}
 
 
-@pytest.fixture(params=["cpu"])
-def device(request) -> str:
-    return request.param
-
-
 def randn(*shape: int, dtype=torch.float64, seed: int = 0, device="cpu") -> Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
 

@@ -24,11 +24,6 @@ F64 = {"rtol": 1e-10, "atol": 1e-12}
 CAUSAL = AttentionMask(causal="lower_right")
 
 
-@pytest.fixture(params=["cpu"])
-def device(request) -> str:
-    return request.param
-
-
 def randn(*shape: int, dtype=torch.float64, seed: int = 0, device="cpu") -> Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
 
@@ -47,9 +42,10 @@ def rope_ref(x: Tensor, offset: int = 0, base: float = 10000.0) -> Tensor:
     """RoFormer (Su et al. 2021, eq. 34): the pair (x_2i, x_2i+1) as the complex number x_2i + i x_2i+1, times
     e^{i p theta_i}, theta_i = base^(-2i / d), at position p. x: (..., T, d)."""
     T, d = x.shape[-2], x.shape[-1]
-    theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,)
-    p = torch.arange(offset, offset + T, dtype=torch.float64).unsqueeze(1)  # (T, 1)
-    rot = torch.polar(torch.ones(T, d // 2, dtype=torch.float64), p * theta)  # e^{i p theta}: (T, d/2)
+    f64 = {"dtype": torch.float64, "device": x.device}
+    theta = base ** (-torch.arange(0, d, 2, **f64) / d)  # (d/2,)
+    p = torch.arange(offset, offset + T, **f64).unsqueeze(1)  # (T, 1)
+    rot = torch.polar(torch.ones(T, d // 2, **f64), p * theta)  # e^{i p theta}: (T, d/2)
     z = torch.view_as_complex(x.double().reshape(*x.shape[:-1], d // 2, 2).contiguous())  # (..., T, d/2)
     return torch.view_as_real(z * rot).flatten(-2).to(x.dtype)
 

@@ -14,11 +14,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 F64 = {"rtol": 1e-12, "atol": 1e-12}
 
 
-@pytest.fixture(params=["cpu"])
-def device(request) -> str:
-    return request.param
-
-
 def randn(*shape: int, dtype=torch.float64, seed: int = 0, device="cpu") -> Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
 
