@@ -192,7 +192,7 @@ def test_the_cache_holds_only_the_kv_heads(nh, n_kv):
     cache = KVCache(capacity=10)
     for t in range(10):
         m(randn(3, 1, 160, dtype=torch.float32, seed=t), attn_mask=AttentionMask(causal="lower_right"), cache=cache)
-    per_token = (cache._k.numel() + cache._v.numel()) / (3 * 10)
+    per_token = cache.nbytes() / (3 * 10 * 4)  # batch 3, 10 positions (the capacity), 4-byte floats
     assert per_token == 2 * n_kv * (160 // nh)
 
 

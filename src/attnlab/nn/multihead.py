@@ -87,6 +87,10 @@ class KVCache:
             )
         return mask
 
+    def nbytes(self) -> int:
+        """Bytes held by the key and value buffers (allocated capacity included; 0 before the first update)."""
+        return 0 if self._k is None else (self._k.numel() + self._v.numel()) * self._k.element_size()
+
     def reset(self) -> None:
         self._k = self._v = None
         self.length = 0
