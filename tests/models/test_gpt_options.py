@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from attnlab.models import GPT, GPTConfig
 from attnlab.models.gpt import Decoder
-from attnlab.nn import Mamba, TransformerEncoderLayer
+from attnlab.nn import LinearAttention, Mamba, TransformerEncoderLayer
 from attnlab.nn.decoder_block import DecoderBlock
 from attnlab.nn.multihead import MultiHeadAttention
 
@@ -123,6 +123,22 @@ def test_default_block_equals_transformer_encoder_layer(bias):
         assert torch.equal(y, y_ref)
         g = torch.randn_like(y)
         assert torch.equal(torch.autograd.grad(y, x, g)[0], torch.autograd.grad(y_ref, x, g)[0])
+
+
+def test_decoder_block_errors():
+    with pytest.raises(TypeError, match=r"mixer: expected one of \['MultiHeadAttention'.*got Linear"):
+        DecoderBlock(torch.nn.Linear(8, 8), 8)
+    with pytest.raises(ValueError, match="window: applies to softmax attention, got a Mamba mixer"):
+        DecoderBlock(Mamba(8), 8, window=4)
+    with pytest.raises(ValueError, match="top_k: expected 1 without experts"):
+        DecoderBlock(MultiHeadAttention(8, 2), 8, top_k=2)
+    block = DecoderBlock(LinearAttention(8, 2), 8)
+    with pytest.raises(ValueError, match="attn_mask: a LinearAttention mixer is causal by construction"):
+        block(torch.zeros(1, 3, 8), attn_mask=torch.ones(3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="attn_mask: expected None when is_causal=True"):
+        DecoderBlock(MultiHeadAttention(8, 2), 8)(
+            torch.zeros(1, 3, 8), attn_mask=torch.ones(3, 3).bool(), is_causal=True
+        )
 
 
 # --- decoding ----------------------------------------------------------------------------------------------

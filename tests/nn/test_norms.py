@@ -50,10 +50,12 @@ def test_equals_torch_rmsnorm_forward_and_backward(shape, eps, xshape, dtype, af
 
 
 def test_bfloat16_equals_torch_within_its_rounding(device):
-    """torch normalises bfloat16 in float32 and rounds once at the end; so do we: equal outputs."""
+    """torch normalises bfloat16 in float32 and rounds once at the end; so do we: on the CPU the same bits (a
+    fused GPU kernel may sum in another order: there, bfloat16's own tolerance)."""
     theirs, ours = twins((40,), None, torch.bfloat16, device)
     x = 3 * randn(4, 40, dtype=torch.bfloat16, seed=3, device=device)
-    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+    tol = {"rtol": 0, "atol": 0} if device == "cpu" else {}
+    torch.testing.assert_close(ours(x), theirs(x), **tol)
 
 
 def test_rms_of_the_output_is_one_without_gain():

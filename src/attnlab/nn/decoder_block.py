@@ -82,6 +82,8 @@ class DecoderBlock(nn.Module):
         kw = {"device": device, "dtype": dtype}
         self.mlp, self.window = mlp, window
         self.mask = AttentionMask(causal="lower_right", window=window)  # new positions follow the cached ones
+        if n_expert == 1 and top_k != 1:
+            raise ValueError(f"top_k: expected 1 without experts (n_expert=1), got {top_k!r}")
         if n_expert > 1 and mlp != "gelu":
             raise ValueError(f"mlp: the experts are GELU FFNs: expected 'gelu' with n_expert > 1, got {mlp!r}")
         if n_expert > 1:
