@@ -67,6 +67,17 @@ def check_same_dtype_device(name: str, x: Tensor, ref: Tensor, ref_name: str = "
         raise ValueError(f"{name}: expected device {ref.device} (that of {ref_name}), got {x.device}")
 
 
+#: How a module with a hand-derived backward is differentiated: ``"manual"`` (the backward written out) or
+#: ``"autograd"`` (autograd through the forward). The SDPA spells the same choice ``impl="manual"``.
+BACKWARDS = ("autograd", "manual")
+
+
+def check_backward(backward: object) -> str:
+    if backward not in BACKWARDS:
+        raise ValueError(f"backward: expected one of {BACKWARDS}, got {backward!r}")
+    return backward
+
+
 def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")

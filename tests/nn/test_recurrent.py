@@ -166,9 +166,9 @@ def test_packed_sequence_enforce_sorted(name, kw):
 @pytest.mark.parametrize(("lengths", "T"), [(None, 5), ([3, 5, 1, 4], 6)], ids=["full", "lengths"])
 @bidir
 def test_lstm_autograd_loop_matches_torch(bidirectional, lengths, T):
-    # The LSTM's plain autograd loop (use_hand_bptt=False, kept for double backward) is a twin too.
+    # The LSTM's plain autograd loop (backward="autograd", kept for double backward) is a twin too.
     theirs, ours = twins("LSTM", 3, 7, num_layers=2, bidirectional=bidirectional)
-    ours.use_hand_bptt = False
+    ours.backward = "autograd"
     check_against_torch(theirs, ours, *layer_inputs(theirs, T=T, B=4), lengths=lengths)
 
 

@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attnlab.fileio import atomic_write, read_json
+from attnlab.fileio import atomic_write, check_file_path, read_json
 from attnlab.report.flashcards import DECKS, OBJECTIVES, Card
 from attnlab.report.pronoun_exercise import exercise_data
 from attnlab.report.viewer import json_for_script
@@ -225,13 +225,7 @@ def practice_html(
 def check_out(path: str | os.PathLike[str]) -> Path:
     """``--out``: a file path (an existing file is replaced); a folder, or a file in the way of its folder, is a
     ValueError: the page never replaces a folder."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--out: {path} is a folder; expected a file path such as {path / DEFAULT_OUT.name}")
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ValueError(f"--out: {parent} is a file, not a folder; cannot write {path}")
-    return path
+    return check_file_path(path, "--out", DEFAULT_OUT.name)
 
 
 def find_results(path: str | os.PathLike[str] | None) -> Path | None:
