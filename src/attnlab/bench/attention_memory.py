@@ -10,6 +10,10 @@ B=1, 8 heads, hs=64, float32. Peak extra tensor memory (:func:`attnlab.measure.p
   (n, n) matrices per head: 2 * 8 * 65536^2 * 4 bytes = 256 GiB.
 
 Naive at n=16384 needs about 16 GiB: run this on a machine with at least 24 GiB and nothing else big running.
+
+Sliding window (Longformer; Mistral 7B): chunked causal attention with a window w = 1024 at n = 32768 and 65536,
+forward+backward: the tiles left of each window are skipped, so memory and time both grow linearly in n (slopes
+``log(y2 / y1) / log(n2 / n1)``; time without a window grows as n^2).
 """
 
 from __future__ import annotations
@@ -101,6 +105,44 @@ def run(*, quick: bool = False, device: str = "cpu") -> dict[str, Any]:
         "chunked_over_naive_at_n": {"n": n_cmp, "ratio": round(chunked / naive, 5) if naive else None},
         "memory_slope_in_n": {"sizes": list(sizes), **slopes},
         "naive_would_need_gib_at_long_n": naive_needs,
+        "window": window_scaling((1024, 2048) if quick else (32768, 65536), 128 if quick else 1024, device=device),
+    }
+
+
+def window_scaling(
+    sizes: tuple[int, int], window: int, heads: int = 8, head_size: int = 64, device: str = "cpu"
+) -> dict[str, Any]:
+    """Chunked sliding-window causal attention, forward+backward, at two lengths: peak extra tensor memory and
+    wall time (the better of two calls) at each, and their slopes in log-log (1 = linear in n, 2 = quadratic)."""
+    mask = AttentionMask(causal="upper_left", window=window)
+    rows = []
+    for n in sizes:
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(1, heads, n, head_size, device=device, requires_grad=True) for _ in range(3))
+        g = torch.randn_like(q)
+
+        def train(q=q, k=k, v=v, g=g):
+            out = scaled_dot_product_attention(q, k, v, mask, impl="chunked")
+            torch.autograd.grad(out, (q, k, v), g)
+
+        peak = peak_memory_bytes(train, device)  # also the warm-up
+        seconds = []
+        for _ in range(2):  # the better of two calls: a busy machine only ever adds time
+            t0 = time.perf_counter()
+            train()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds.append(time.perf_counter() - t0)
+        rows.append({"n": n, "peak_gib": peak / GIB, "seconds": round(min(seconds), 3)})
+        del q, k, v, g
+    (a, b), ratio = rows, math.log(sizes[1] / sizes[0])
+    return {
+        "window": window,
+        "heads": heads,
+        "head_size": head_size,
+        "rows": rows,
+        "memory_slope": math.log(b["peak_gib"] / a["peak_gib"]) / ratio,
+        "time_slope": math.log(max(b["seconds"], 1e-9) / max(a["seconds"], 1e-9)) / ratio,
     }
 
 
@@ -122,5 +164,22 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"chunked / naive forward peak at n={c['n']}: {c['ratio']}; naive at the long n would need "
         f"{result['naive_would_need_gib_at_long_n']:.0f} GiB for its two (n, n) matrices per head.",
         f"chunked forward memory slope in n between {sl['sizes'][0]} and {sl['sizes'][1]}: {slopes}.",
+    ]
+    if result.get("window"):
+        lines += ["", window_markdown(result["window"])]
+    return "\n".join(lines)
+
+
+def window_markdown(win: dict[str, Any]) -> str:
+    """The sliding-window rows of :func:`window_scaling` as a table with their slopes."""
+    lines = [
+        f"Sliding window w={win['window']} (chunked, causal, forward+backward, {win['heads']} heads, "
+        f"hs={win['head_size']}):",
+        "",
+        "| n | peak (GiB) | wall (s) |",
+        "|---:|---:|---:|",
+        *(f"| {r['n']} | {r['peak_gib']:.3f} | {r['seconds']:.1f} |" for r in win["rows"]),
+        "",
+        f"slopes in n: memory {win['memory_slope']:.2f}, time {win['time_slope']:.2f} (1 = linear, 2 = quadratic)",
     ]
     return "\n".join(lines)

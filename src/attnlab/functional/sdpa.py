@@ -31,6 +31,10 @@ Implementations (``impl``):
 - ``"triton"``: FlashAttention-2 in Triton (:mod:`attnlab.functional.flash_triton`): CUDA, or the CPU through
   Triton's interpreter; float16/bfloat16/float32; causal in either alignment and key padding, no other mask.
 - ``"auto"``: torch's kernel, unless the weights are asked for (then naive).
+
+``enable_gqa`` (torch's argument): key/value may have fewer heads (dim -3) than query, a divisor of them; query
+head h then uses key/value head ``h // (Hq / Hkv)`` (grouped-query attention; :mod:`attnlab.functional.gqa`
+says how each implementation serves it without copying the keys).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from attnlab._checks import autocast_enabled, broadcast_shapes, check_float, check_tensor, shape_str
+from attnlab.functional import gqa
 from attnlab.functional.masks import AttentionMask, as_mask
 from attnlab.functional.softmax import masked_softmax, softmax_backward
 
@@ -65,6 +70,7 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     is_causal: bool = False,
     scale: float | None = None,
+    enable_gqa: bool = False,
     *,
     impl: str = "auto",
     return_weights: bool = False,
@@ -78,7 +84,7 @@ def scaled_dot_product_attention(
     """
     if isinstance(query, Tensor) and autocast_enabled(query):  # as torch's function does under autocast
         query, key, value, attn_mask = _autocast(query, key, value, attn_mask)
-    mask, batch = check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl)
+    mask, batch = check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl, enable_gqa)
     s = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     if impl == "auto":
         impl = "naive" if return_weights else "torch"
@@ -87,6 +93,8 @@ def scaled_dot_product_attention(
     T, S = query.shape[-2], key.shape[-2]
     if mask is not None and mask.allows_all(T, S):
         mask = None  # e.g. one query after a cache, bottom-right: every key is allowed, no mask is built
+    if enable_gqa and key.shape[-3] != query.shape[-3]:
+        return _grouped(query, key, value, mask, dropout_p, s, impl, return_weights)
     if impl == "triton":  # Triton is optional: imported only when asked for
         from attnlab.functional import flash_triton
 
@@ -124,6 +132,20 @@ def scaled_dot_product_attention(
     else:
         out, weights = _naive(q, k, v, bias, s, dropout_p)
     return AttentionOutput(out, weights) if return_weights else out
+
+
+def _grouped(query, key, value, mask, dropout_p, s, impl, return_weights):
+    """Grouped-query attention (key/value heads fewer than query heads): :mod:`attnlab.functional.gqa`."""
+    if impl == "torch":
+        T, S = query.shape[-2], key.shape[-2]
+        dense, causal = (None, False) if mask is None else mask.dense_for_torch(T, S, query)
+        return gqa.torch_gqa(query, key, value, dense, dropout_p, causal, s)
+    if impl not in gqa.REGROUPED_IMPLS:
+        key, value = gqa.repeat_kv(key, value, query.shape[-3] // key.shape[-3])  # torch's definition
+        return scaled_dot_product_attention(query, key, value, mask, dropout_p, False, s, impl=impl)
+    q, k, v, mask, ungroup = gqa.regroup(query, key, value, mask, key.shape[-3])
+    out = scaled_dot_product_attention(q, k, v, mask, dropout_p, False, s, impl=impl, return_weights=return_weights)
+    return AttentionOutput(ungroup(out.output), ungroup(out.weights)) if return_weights else ungroup(out)
 
 
 def _autocast(query: Tensor, key, value, attn_mask) -> tuple:
@@ -192,10 +214,10 @@ class _ManualSDPA(torch.autograd.Function):
 
 
 def check_sdpa_args(
-    query, key, value, attn_mask, dropout_p, is_causal, scale, impl
+    query, key, value, attn_mask, dropout_p, is_causal, scale, impl, enable_gqa=False
 ) -> tuple[AttentionMask | None, tuple[int, ...]]:
     """Validate the arguments; return the mask as one :class:`AttentionMask` (or None) and the broadcast batch
-    shape (the leading dims of the output)."""
+    shape (the leading dims of the output; with ``enable_gqa``, query's heads)."""
     for name, x in (("query", query), ("key", key), ("value", value)):
         check_tensor(name, x)
         check_float(name, x)
@@ -214,8 +236,12 @@ def check_sdpa_args(
         raise ValueError(
             f"value: expected {key.shape[-2]} positions (key's length S), got value shape {shape_str(value)}"
         )
+    kv_lead = key.shape[:-2], value.shape[:-2]
+    if enable_gqa:
+        Hq, _ = gqa.check_gqa_heads(query, key, value)
+        kv_lead = (*key.shape[:-3], Hq), (*value.shape[:-3], Hq)  # checked as if repeated to query's heads
     try:
-        batch = broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+        batch = broadcast_shapes(query.shape[:-2], *kv_lead)
     except ValueError:
         raise ValueError(
             f"query/key/value: batch dims do not broadcast: {shape_str(query)}, {shape_str(key)}, {shape_str(value)}"

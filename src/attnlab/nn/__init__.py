@@ -1,10 +1,16 @@
-"""Modules: recurrent cells and layers, attention (multi-head, classic), transformer blocks, positional encodings."""
+"""Modules: recurrent cells and layers, attention (multi-head with grouped kv heads, latent, linear, classic),
+caches for decoding (growing, static, rolling window, latent, recurrent state), transformer and decoder blocks,
+norms, feed-forward networks and experts, the Mamba block, positional encodings."""
 
 from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from attnlab.nn.classic_attention import AdditiveAttention, LuongAttention
+from attnlab.nn.decoder_block import DecoderBlock
+from attnlab.nn.linear_mixer import LinearAttention, StateCache
 from attnlab.nn.loop import run_direction
+from attnlab.nn.mla import LatentCache, MultiHeadLatentAttention
 from attnlab.nn.moe import MoE, MoEOutput
 from attnlab.nn.multihead import KVCache, MultiHeadAttention, StaticKVCache
+from attnlab.nn.norms import RMSNorm
 from attnlab.nn.positional import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
@@ -12,6 +18,7 @@ from attnlab.nn.positional import (
     sinusoidal_positions,
 )
 from attnlab.nn.recurrent import GRU, LSTM, RNN
+from attnlab.nn.rolling_cache import RollingKVCache
 from attnlab.nn.ssm import Mamba, MambaOutput, MambaState
 from attnlab.nn.transformer import TransformerEncoderLayer
 
@@ -20,10 +27,13 @@ __all__ = [
     "LSTM",
     "RNN",
     "AdditiveAttention",
+    "DecoderBlock",
     "GRUCell",
     "KVCache",
     "LSTMCell",
+    "LatentCache",
     "LearnedPositionalEmbedding",
+    "LinearAttention",
     "LuongAttention",
     "Mamba",
     "MambaOutput",
@@ -31,8 +41,12 @@ __all__ = [
     "MoE",
     "MoEOutput",
     "MultiHeadAttention",
+    "MultiHeadLatentAttention",
+    "RMSNorm",
     "RNNCell",
+    "RollingKVCache",
     "SinusoidalPositionalEncoding",
+    "StateCache",
     "StaticKVCache",
     "TransformerEncoderLayer",
     "apply_rotary",

@@ -11,6 +11,14 @@ Parameters have ``torch.nn.MultiheadAttention``'s names and shapes (``in_proj_we
 ``in_proj_bias`` when kdim = vdim = E, else ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight``;
 ``out_proj``), so its ``state_dict`` loads directly (:meth:`MultiHeadAttention.from_torch`).
 
+Grouped-query and multi-query attention (Ainslie et al. 2023; Shazeer 2019): ``num_kv_heads`` key/value heads
+(a divisor of ``num_heads``; 1 = MQA, ``num_heads`` or None = MHA), each shared by ``num_heads / num_kv_heads``
+query heads (query head h uses kv head ``h // G``, torch's ``enable_gqa`` order). Keys and values are projected
+to ``num_kv_heads * hs`` features only, and a KV cache holds only those heads: ``G`` times less than MHA. With
+fewer kv heads than query heads the projections are separate, ``q_proj_weight (E, E)``, ``k_proj_weight
+(n_kv hs, kdim)``, ``v_proj_weight (n_kv hs, vdim)``, and ``in_proj_bias`` is ``(E + 2 n_kv hs,)``
+(W^Q's part, then W^K's, then W^V's); ``num_kv_heads=None`` keeps torch's layout.
+
 Mask convention (differs from ``nn.MultiheadAttention``, follows ``scaled_dot_product_attention``): a bool
 ``attn_mask`` is True where attention is **allowed**; a float one is added to the scores; it broadcasts to
 ``(B, nh, T, S)``; an :class:`~attnlab.functional.AttentionMask` works too. ``key_mask`` ``(B, S)`` is True at
@@ -78,6 +86,10 @@ class KVCache:
                 "pass attn_mask=AttentionMask(causal='lower_right')"
             )
         return mask
+
+    def nbytes(self) -> int:
+        """Bytes held by the key and value buffers (allocated capacity included; 0 before the first update)."""
+        return 0 if self._k is None else (self._k.numel() + self._v.numel()) * self._k.element_size()
 
     def reset(self) -> None:
         self._k = self._v = None
@@ -147,6 +159,7 @@ class MultiHeadAttention(nn.Module):
         impl: the SDPA implementation (``"auto"`` uses torch's fused kernel unless weights are asked for).
         rotary: rotate queries and keys by their positions (RoPE) before scoring; with a cache, new positions
             continue from the cached length.
+        num_kv_heads: key/value heads for grouped-query attention (module docstring); None: num_heads.
     """
 
     def __init__(
@@ -160,6 +173,7 @@ class MultiHeadAttention(nn.Module):
         *,
         impl: str = "auto",
         rotary: bool = False,
+        num_kv_heads: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -168,30 +182,35 @@ class MultiHeadAttention(nn.Module):
         check_positive_int("num_heads", num_heads)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim: expected a multiple of num_heads={num_heads}, got {embed_dim}")
+        n_kv = num_heads if num_kv_heads is None else num_kv_heads
+        if isinstance(n_kv, bool) or not isinstance(n_kv, int) or n_kv < 1 or num_heads % n_kv:
+            raise ValueError(f"num_kv_heads: expected None or a divisor of num_heads={num_heads}, got {num_kv_heads!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         if impl not in IMPLS:
             raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.num_kv_heads, kv_dim = n_kv, n_kv * self.head_dim
         self.kdim = embed_dim if kdim is None else check_positive_int("kdim", kdim)
         self.vdim = embed_dim if vdim is None else check_positive_int("vdim", vdim)
         self.dropout, self.impl, self.rotary = float(dropout), impl, bool(rotary)
         if rotary and self.head_dim % 2:
             raise ValueError(f"rotary: needs an even head size, got embed_dim/num_heads = {self.head_dim}")
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        self._packed = self._qkv_same_embed_dim and n_kv == num_heads  # torch's one in_proj_weight
         kw = {"device": device, "dtype": dtype}
-        if self._qkv_same_embed_dim:
+        if self._packed:
             self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **kw))  # W^Q|W^K|W^V
             self.register_parameter("q_proj_weight", None)
             self.register_parameter("k_proj_weight", None)
             self.register_parameter("v_proj_weight", None)
         else:
-            self.q_proj_weight = nn.Parameter(torch.empty(embed_dim, embed_dim, **kw))
-            self.k_proj_weight = nn.Parameter(torch.empty(embed_dim, self.kdim, **kw))
-            self.v_proj_weight = nn.Parameter(torch.empty(embed_dim, self.vdim, **kw))
+            self.q_proj_weight = nn.Parameter(torch.empty(embed_dim, embed_dim, **kw))  # W^Q
+            self.k_proj_weight = nn.Parameter(torch.empty(kv_dim, self.kdim, **kw))  # W^K: n_kv heads only
+            self.v_proj_weight = nn.Parameter(torch.empty(kv_dim, self.vdim, **kw))  # W^V: n_kv heads only
             self.register_parameter("in_proj_weight", None)
         if bias:
-            self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **kw))
+            self.in_proj_bias = nn.Parameter(torch.empty(embed_dim + 2 * kv_dim, **kw))
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **kw)  # W^O
@@ -229,9 +248,15 @@ class MultiHeadAttention(nn.Module):
         return ours
 
     def _projections(self) -> tuple[Tensor, Tensor, Tensor]:
-        if self._qkv_same_embed_dim:
+        if self._packed:
             return self.in_proj_weight.chunk(3, 0)  # each (E, E)
         return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+
+    def _biases(self) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        if self.in_proj_bias is None:
+            return None, None, None
+        kv_dim = self.num_kv_heads * self.head_dim
+        return self.in_proj_bias.split([self.embed_dim, kv_dim, kv_dim])  # b^Q, b^K, b^V
 
     def forward(
         self,
@@ -252,23 +277,23 @@ class MultiHeadAttention(nn.Module):
         value = key if value is None else value
         query, key, value, batched = self._check_inputs(query, key, value)
         B, T, E = query.shape
-        nh, hs = self.num_heads, self.head_dim
-        if self_attention and self._qkv_same_embed_dim:
+        nh, n_kv, hs = self.num_heads, self.num_kv_heads, self.head_dim
+        if self_attention and self._packed:
             qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, T, 3E): one matmul for Q, K, V
             q, k, v = qkv.split(E, dim=2)
         else:
             w_q, w_k, w_v = self._projections()
-            b_q, b_k, b_v = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
+            b_q, b_k, b_v = self._biases()
             q, k, v = F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
         S_new = k.shape[1]
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
-        v = v.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
+        k = k.view(B, S_new, n_kv, hs).transpose(1, 2)  # (B, n_kv, S, hs)
+        v = v.view(B, S_new, n_kv, hs).transpose(1, 2)  # (B, n_kv, S, hs)
         if self.rotary:
             offset = 0 if cache is None else cache.offset  # new positions continue after the cached ones
             q, k = apply_rotary(q, offset), apply_rotary(k, offset)
         if cache is not None:
-            k, v = cache.update(k, v)  # (B, nh, S_past + S_new, hs)
+            k, v = cache.update(k, v)  # (B, n_kv, S_past + S_new, hs): the cache holds the kv heads only
         S = k.shape[2]
         mask = self._mask(attn_mask, key_mask, is_causal, B, T, S, query)
         if cache is not None:
@@ -279,6 +304,7 @@ class MultiHeadAttention(nn.Module):
             v,
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=n_kv != nh,  # query head h attends with kv head h // (nh / n_kv)
             impl=self.impl,
             return_weights=need_weights,
         )
