@@ -122,7 +122,9 @@ class GPT(nn.Module):
         """Shape, dtype, length and token range of ``idx``. The range needs the values: on the CPU it is checked
         here (an exact error); on a GPU it is asserted on the device (``torch._assert_async``), so a training step
         does not wait for the GPU. :meth:`generate` checks the prompt once and skips this for sampled tokens."""
-        offset = 0 if caches is None else caches[0].length
+        offset = 0 if caches is None else caches[0].offset
+        if isinstance(offset, Tensor):  # a static cache: the position is on the device; its decoder keeps the count
+            offset = 0
         self._check_ids(idx)
         limit = self.config.context_limit
         if limit is not None and offset + idx.shape[1] > limit:

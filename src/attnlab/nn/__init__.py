@@ -2,6 +2,7 @@
 caches for decoding (growing, static, rolling window, latent, recurrent state), transformer and decoder blocks,
 norms, feed-forward networks and experts, the Mamba block, positional encodings."""
 
+from attnlab.nn.caches import KVCache, StaticKVCache
 from attnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from attnlab.nn.classic_attention import AdditiveAttention, LuongAttention
 from attnlab.nn.decoder_block import DecoderBlock
@@ -9,7 +10,7 @@ from attnlab.nn.linear_mixer import LinearAttention, StateCache
 from attnlab.nn.loop import run_direction
 from attnlab.nn.mla import LatentCache, MultiHeadLatentAttention
 from attnlab.nn.moe import MoE, MoEOutput
-from attnlab.nn.multihead import KVCache, MultiHeadAttention, StaticKVCache
+from attnlab.nn.multihead import MultiHeadAttention
 from attnlab.nn.norms import RMSNorm
 from attnlab.nn.positional import (
     LearnedPositionalEmbedding,

@@ -30,11 +30,12 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.functional.masks import AttentionMask
+from attnlab.nn.caches import KVCache
 from attnlab.nn.feedforward import dense_layers, feed_forward
 from attnlab.nn.linear_mixer import LinearAttention, StateCache
 from attnlab.nn.mla import LatentCache, MultiHeadLatentAttention
 from attnlab.nn.moe import MoE
-from attnlab.nn.multihead import KVCache, MultiHeadAttention
+from attnlab.nn.multihead import MultiHeadAttention
 from attnlab.nn.norms import make_norm
 from attnlab.nn.rolling_cache import RollingKVCache
 from attnlab.nn.ssm import Mamba

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab._checks import check_positive_int
-from attnlab.nn.multihead import KVCache, MultiHeadAttention, StaticKVCache
+from attnlab.nn.caches import KVCache, StaticKVCache
+from attnlab.nn.multihead import MultiHeadAttention
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 

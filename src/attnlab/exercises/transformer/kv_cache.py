@@ -14,7 +14,8 @@ from attnlab.exercises.engine import Check, Exercise, Mistake
 from attnlab.exercises.transformer import mha_common as mc
 from attnlab.exercises.trial import Trial
 from attnlab.functional.masks import AttentionMask
-from attnlab.nn.multihead import KVCache, MultiHeadAttention
+from attnlab.nn.caches import KVCache
+from attnlab.nn.multihead import MultiHeadAttention
 
 
 def kv_cache_step(x, cache_k, cache_v, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, num_heads):
