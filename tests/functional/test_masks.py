@@ -3,6 +3,9 @@
 The reference builds the boolean ``(..., T, S)`` matrix straight from the definitions (query i at position
 ``p_i = i`` top-left or ``i + S - T`` bottom-right; key j allowed iff ``j <= p_i``, ``j >= p_i - w`` with a window,
 ``key_padding[..., j]``, and the dense mask) and runs the float64 ``attention_ref`` of test_sdpa on it.
+
+The comparisons run on every device of the ``device`` fixture (inputs, padding and the reference's matrix are built
+on the CPU and moved; the reference runs on the same device); gradcheck and the memory test run on the CPU.
 """
 
 from __future__ import annotations
@@ -48,20 +51,22 @@ def reference_allowed(T, S, causal, window, padding):
     return allowed
 
 
-def case_inputs(name, dtype=torch.float64):
+def case_inputs(name, dtype=torch.float64, device="cpu"):
     T, S, causal, window, pad = CASES[name]
     q, k, v = (
-        randn(2, 3, T, 16, dtype=dtype, seed=1),
-        randn(2, 3, S, 16, dtype=dtype, seed=2),
-        randn(2, 3, S, 8, dtype=dtype, seed=3),
+        randn(2, 3, T, 16, dtype=dtype, seed=1, device=device),
+        randn(2, 3, S, 16, dtype=dtype, seed=2, device=device),
+        randn(2, 3, S, 8, dtype=dtype, seed=3, device=device),
     )
     padding = None
     if pad:
         padding = torch.ones(2, 1, S, dtype=torch.bool)
         padding[0, 0, S - 3 :] = False  # three padded keys in the first sequence
         padding[1, 0, :2] = False  # and two at the start of the second
+    allowed = reference_allowed(T, S, causal, window, padding).to(device)
+    padding = None if padding is None else padding.to(device)
     mask = AttentionMask(causal=causal, window=window, key_padding=padding)
-    return (q, k, v), mask, reference_allowed(T, S, causal, window, padding)
+    return (q, k, v), mask, allowed
 
 
 def call(impl, q, k, v, mask):
@@ -73,8 +78,8 @@ def call(impl, q, k, v, mask):
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("impl", IMPLS)
-def test_every_impl_matches_the_reference_forward_and_backward(impl, case):
-    (q, k, v), mask, allowed = case_inputs(case)
+def test_every_impl_matches_the_reference_forward_and_backward(impl, case, device):
+    (q, k, v), mask, allowed = case_inputs(case, device=device)
     out, grads, g = forward_backward(lambda q, k, v: call(impl, q, k, v, mask), (q, k, v))
     ref, grads_ref, _ = forward_backward(lambda q, k, v: attention_ref(q, k, v, allowed)[0], (q, k, v), g)
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
@@ -83,8 +88,8 @@ def test_every_impl_matches_the_reference_forward_and_backward(impl, case):
 
 
 @pytest.mark.parametrize("impl", ["naive", "chunked", "torch"])
-def test_float32_low_precision_paths_follow_the_same_mask(impl):
-    (q, k, v), mask, allowed = case_inputs("padding-window1", torch.float32)
+def test_float32_low_precision_paths_follow_the_same_mask(impl, device):
+    (q, k, v), mask, allowed = case_inputs("padding-window1", torch.float32, device=device)
     ref = attention_ref(q, k, v, allowed)[0]
     for dtype in (torch.float32, torch.bfloat16):
         out = scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype), mask, impl=impl)
