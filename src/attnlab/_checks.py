@@ -84,6 +84,16 @@ def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def check_heads(embed_dim: object, num_heads: object) -> int:
+    """A width split into heads: both positive integers, ``embed_dim`` a multiple of ``num_heads``; returns the
+    head size."""
+    check_positive_int("embed_dim", embed_dim)
+    check_positive_int("num_heads", num_heads)
+    if embed_dim % num_heads:
+        raise ValueError(f"embed_dim: expected a multiple of num_heads={num_heads}, got {embed_dim}")
+    return embed_dim // num_heads
+
+
 def check_lengths(lengths: object, batch: int, time: int) -> list[int]:
     """Validate ``lengths`` (valid steps per sequence) and return them as Python ints."""
     if isinstance(lengths, Tensor):

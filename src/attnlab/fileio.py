@@ -46,6 +46,13 @@ def check_file_path(path: str | os.PathLike[str], name: str = "--out", example: 
     return path
 
 
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 text atomically; returns the path."""
+    with atomic_write(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return Path(path)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write JSON atomically (NaN and infinity are refused: JSON has neither)."""
     with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:

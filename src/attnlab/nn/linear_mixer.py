@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab._checks import check_float, check_ndim, check_positive_int, check_tensor, shape_str
+from attnlab._checks import check_float, check_heads, check_ndim, check_positive_int, check_tensor, shape_str
 from attnlab.functional.linear_attention import linear_attention, linear_attention_step
 
 
@@ -72,10 +72,7 @@ class LinearAttention(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("embed_dim", embed_dim)
-        check_positive_int("num_heads", num_heads)
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim: expected a multiple of num_heads={num_heads}, got {embed_dim}")
+        check_heads(embed_dim, num_heads)
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
         self.chunk_size = check_positive_int("chunk_size", chunk_size)
         kw = {"device": device, "dtype": dtype}

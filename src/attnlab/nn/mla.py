@@ -42,7 +42,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from attnlab._checks import check_float, check_ndim, check_positive_int, check_tensor, shape_str
+from attnlab._checks import check_float, check_heads, check_ndim, check_positive_int, check_tensor, shape_str
 from attnlab.functional.masks import AttentionMask, as_mask
 from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
 from attnlab.nn.norms import RMSNorm
@@ -145,10 +145,8 @@ class MultiHeadLatentAttention(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("embed_dim", embed_dim), ("num_heads", num_heads), ("d_latent", d_latent)):
-            check_positive_int(name, value)
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim: expected a multiple of num_heads={num_heads}, got {embed_dim}")
+        check_heads(embed_dim, num_heads)
+        check_positive_int("d_latent", d_latent)
         if isinstance(d_rope, bool) or not isinstance(d_rope, int) or d_rope < 2 or d_rope % 2:
             raise ValueError(f"d_rope: expected an even integer >= 2 (rotary pairs), got {d_rope!r}")
         d_latent_q = d_latent if d_latent_q is None else check_positive_int("d_latent_q", d_latent_q)

@@ -36,7 +36,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab._checks import broadcast_shapes, check_float, check_ndim, check_positive_int, check_tensor, shape_str
+from attnlab._checks import (
+    broadcast_shapes,
+    check_float,
+    check_heads,
+    check_ndim,
+    check_positive_int,
+    check_tensor,
+    shape_str,
+)
 from attnlab.functional.masks import AttentionMask
 from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
 from attnlab.nn.caches import KVCache, StaticKVCache
@@ -75,10 +83,7 @@ class MultiHeadAttention(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("embed_dim", embed_dim)
-        check_positive_int("num_heads", num_heads)
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim: expected a multiple of num_heads={num_heads}, got {embed_dim}")
+        check_heads(embed_dim, num_heads)
         n_kv = num_heads if num_kv_heads is None else num_kv_heads
         if isinstance(n_kv, bool) or not isinstance(n_kv, int) or n_kv < 1 or num_heads % n_kv:
             raise ValueError(f"num_kv_heads: expected None or a divisor of num_heads={num_heads}, got {num_kv_heads!r}")

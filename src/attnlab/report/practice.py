@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attnlab.fileio import atomic_write, check_file_path, read_json
+from attnlab.fileio import check_file_path, read_json, write_text
 from attnlab.report.flashcards import DECKS, OBJECTIVES, Card
 from attnlab.report.pronoun_exercise import exercise_data
 from attnlab.report.viewer import json_for_script
@@ -247,9 +247,7 @@ def write_practice(
     :func:`load_results` returns them (read from ``results_path``), or None."""
     out = check_out(out)
     text = practice_html(results, results_path, encoder=encoder)
-    with atomic_write(out) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-    return out
+    return write_text(out, text)
 
 
 __all__ = [

@@ -40,7 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attnlab.fileio import atomic_write, check_file_path
+from attnlab.fileio import check_file_path, write_text
 
 KINDS = ("self", "cross")
 # U+2028/U+2029 end a line in JavaScript source (before ES2019) and in some HTML tooling; escape them too.
@@ -269,9 +269,7 @@ class AttentionView:
         ValueError: it is never replaced)."""
         path = check_file_path(path, "--out", "attention.html")
         text = self.to_html()
-        with atomic_write(path) as tmp:
-            Path(tmp).write_text(text, encoding="utf-8")
-        return path
+        return write_text(path, text)
 
 
 __all__ = [
