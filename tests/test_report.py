@@ -5,6 +5,7 @@ Real experiments take minutes; these tests register tiny fake ones in place of t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from attnlab import experiments
 from attnlab.cli import main
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, Words
 from attnlab.report import ExperimentsFailed, build_report, replot
 
 
@@ -258,3 +259,62 @@ def test_sections_with_viewer_payloads_embed_a_viewer_and_the_script_once(tmp_pa
     replotted = replot(tmp_path).read_text()
     assert json.loads(data.search(replotted.split('id="maps"')[1])[1]) == maps
     assert replotted.count('class="attnlab-viewer"') == 2
+
+
+class WordyExperiment(FakeExperiment):
+    """A fake with words (setup, summary, headline), two figures and a nested config: the report's layout."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        words = Words(
+            setup=lambda cfg, r: f"Measured {cfg.points} points.",
+            summary=lambda cfg, r: f"The slope is {r['metrics']['slope']:g}.",
+            headline=lambda cfg, r: [("slope", r["metrics"]["slope"]), ("points", cfg.points)],
+        )
+        self.spec = dataclasses.replace(self.spec, words=words, main_figure="second", config_cls=NestedFakeConfig)
+
+    def run(self, cfg: Any) -> dict[str, Any]:
+        body = super().run(cfg)
+        return {k: v for k, v in body.items() if k not in ("setup", "summary")}  # the words say them
+
+    def plot(self, result: dict[str, Any]) -> dict[str, Any]:
+        figs = super().plot(result)
+        return {"first": figs["line"], "second": super().plot(result)["line"]}
+
+
+@dataclass(frozen=True)
+class Inner:
+    rate: float = 0.5
+
+
+INNER = Inner()
+
+
+@dataclass(frozen=True)
+class NestedFakeConfig(FakeConfig):
+    inner: Inner = INNER
+
+
+def test_a_section_reads_first_claim_verdict_main_figure_headline_then_details(tmp_path, monkeypatch):
+    register(monkeypatch, WordyExperiment("wordy"))
+
+    html = build_report(tmp_path, device="cpu").read_text()
+
+    section = html.split('<section class="experiment" id="wordy">')[1].split("</section>")[0]
+    order = [section.index(mark) for mark in (
+        'class="claim"', 'class="verdict"', 'class="main"', 'class="headline"', "What the numbers say", "Setup",
+        "<details>", "All metrics and the configuration", "Configuration")]  # fmt: skip
+    assert order == sorted(order)
+    main = section.split('class="main"')[1].split("</figure>")[0]
+    assert "<figcaption>second</figcaption>" in main  # the spec's main figure first, the other after
+    assert section.count("<svg") == 2 and section.index("<figcaption>first") > section.index('class="headline"')
+    headline = section.split('class="headline"')[1].split("</table>")[0]
+    assert "<td>slope</td>" in headline and ">2<" in headline and ">3<" in headline
+    details = section.split("<details>")[1]
+    assert "inner.rate" in details and "slope" in details  # the nested config by dotted name; every metric
+    assert "The slope is 2." in section and "Measured 3 points." in section
+    assert "measured on cpu (" in section  # where it ran, in the section
+    header = html.split("</header>")[0]
+    assert "<dt>Device</dt><dd>cpu (" in header
+    saved = json.loads((tmp_path / "wordy" / "results.json").read_text())
+    assert saved["headline"] == [["slope", 2.0], ["points", 3]] and saved["device"] == "cpu"

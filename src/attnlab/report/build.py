@@ -227,6 +227,9 @@ def _render(entries: list[_Entry], meta: dict[str, Any], summary: dict[str, Any]
         spec = e.spec
         badge_text, badge_class = ("error", "error") if e.error is not None else _BADGES[r.get("held")]
         viewer, viewer_error = _viewer(e.name, r) if e.error is None else (None, None)
+        figures = [_inline_svg(p, prefix=f"{e.name}--{p.stem}") for p in e.figures]
+        main = spec.main_figure if spec is not None and spec.main_figure else None
+        first = next((f for f in figures if f["name"] == main), figures[0] if figures else None)
         sections.append(
             {
                 "name": e.name,
@@ -235,13 +238,16 @@ def _render(entries: list[_Entry], meta: dict[str, Any], summary: dict[str, Any]
                 "source": r.get("source") or (spec.source if spec else ""),
                 "setup": r.get("setup", ""),
                 "summary": r.get("summary", ""),
+                "headline": r.get("headline") or [],
                 "metrics": r.get("metrics") or {},
-                "config": r.get("config") or {},
+                "config": _flatten(r.get("config") or {}),
+                "device": r.get("device_name") or r.get("device") or "",
                 "error": e.error,
                 "badge": badge_text,
                 "badge_class": badge_class,
                 "seconds": summary[e.name]["seconds"],
-                "figures": [_inline_svg(p, prefix=f"{e.name}--{p.stem}") for p in e.figures],
+                "main_figure": first,
+                "figures": [f for f in figures if f is not first],
                 "viewer": viewer,
                 "viewer_error": viewer_error,
             }
@@ -271,6 +277,17 @@ def _viewer(name: str, result: dict[str, Any]) -> tuple[Any, str | None]:
         return Markup(viewer_fragment(payloads, element_id=f"attnlab-viewer-{_css_id(name)}")), None
     except (TypeError, ValueError) as exc:
         return None, _one_line(exc)
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys (``train.lr``), as the command line spells them."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _css_id(name: str) -> str:
