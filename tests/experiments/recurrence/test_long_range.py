@@ -16,11 +16,19 @@ EXPERIMENT = "long-range"
 
 
 def test_tiny_measures_what_holds(tiny_result):
-    """SWEEP-TODO"""
+    """Swept over seeds 0-19 x {1, 2} threads (40 runs of the tiny profile: d = 1 and 8, 150 steps):
+
+    - every model solved d=1 in every run (RNN in 15-30 steps, LSTM 30-60, GRU 45-75, attention 30-45) -> solved;
+    - the LSTM (forget bias 1) solved d=8 in every run (75-120 steps), attention in every run (45-60) -> solved;
+    - the RNN solved d=8 in 32 runs of 40, the GRU in 14 (accuracy at the end 0.23-1.00 and 0.17-1.00): whether a
+      150-step budget reaches d=8 varies with the seed for them, so it is not asserted (the verdict's
+      ``rnn_fails_far`` held in 8 runs, ``gated_reach_further`` in 4). The design, not the tiny budget, is what the
+      quick and full profiles measure."""
     results, chance = tiny_result["data"]["results"], tiny_result["data"]["chance"]
     assert chance == pytest.approx(1 / 8)
     for name, r in results.items():  # every model learns the task at the shortest distance
         assert r["solved"][0], name
+    assert all(results["lstm"]["solved"]) and max(results["lstm"]["steps"]) <= 150
     assert all(results["attention"]["solved"])  # one attention step from the query to the symbol at every d
 
 

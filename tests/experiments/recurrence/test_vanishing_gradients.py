@@ -2,8 +2,7 @@
 initialisation, the radius sweep, clipping, the open forget gate), the verdict recomputed, the figures, the config.
 
 The tiny profile (lag 8, hidden 32, 150 steps, one seed) asserts only what held over the seed/thread sweep
-(seeds 0-19 x 1 and 2 threads; the figures are in the test's docstring): see
-``test_tiny_shows_the_mechanism``.
+(seeds 0-19 x 1 and 2 threads; the figures are in ``test_tiny_shows_the_mechanism``'s docstring).
 """
 
 import math
@@ -21,15 +20,28 @@ EXPERIMENT = "vanishing-gradients"
 
 
 def test_tiny_shows_the_mechanism(tiny_result):
-    """SWEEP-TODO"""
+    """Swept over seeds 0-19 x {1, 2} threads (40 runs of the tiny profile); measured range -> asserted bound:
+
+    - the RNN's per-step factor at initialisation 0.445-0.527 -> < 0.9 (the claim's own threshold);
+    - LSTM (forget bias 1) along c over the RNN along h, at initialisation: 1.48-1.79 -> >= 1.3 (the verdict's
+      1.05, strengthened);
+    - mean forget gate, PyTorch's initialisation 0.482-0.519 -> within 0.05 of 0.5; forget bias 1 minus
+      PyTorch's 0.213-0.235 -> > 0.15;
+    - radius 0.5: x0.4977-0.4979, radius 2: x1.357-1.403 per step -> < 1 < ...; clipped steps exactly at the
+      bound 0.1, unclipped 6.7-11.4 -> above it;
+    - the LSTM with forget bias 1 solved lag 8 in every run (60-120 of the 150 steps) -> solved. Whether the RNN
+      and the GRU solve it within 150 steps varies with the seed (26 and 14 of 40 runs did not / did), and the
+      LSTM with PyTorch's initialisation ended at 0.21-0.92 (never solved, but within 0.03 of the threshold): not
+      asserted."""
     m, v = tiny_result["metrics"], tiny_result["data"]["verdict"]
     assert m["factor/rnn/h/init"] < 0.9
-    assert m["factor/lstm_forget1/c/init"] >= 1.05 * m["factor/rnn/h/init"] and v["open_forget_gate_carries"]
+    assert m["factor/lstm_forget1/c/init"] >= 1.3 * m["factor/rnn/h/init"] and v["open_forget_gate_carries"]
     assert m["gate/lstm_forget1/init"] > m["gate/lstm/init"] + 0.15
     assert abs(m["gate/lstm/init"] - 0.5) < 0.05  # sigma(~0): PyTorch's biases are small
     assert m["factor/rnn_rho=0.5"] < 1 < m["factor/rnn_rho=2"]
     assert v["vanishes_below_radius_1"] and v["explodes_above_radius_1"]
     assert m["clip/max_update_clipped"] <= m["clip/update_bound"] * (1 + 1e-6) < m["clip/max_update_unclipped"]
+    assert m["solved/lstm_forget1"]
 
 
 def test_held_is_the_verdict_and_the_words_say_it(tiny_result):
