@@ -40,15 +40,8 @@ class Config(ExperimentConfig):
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "full": {},
-        "quick": {
-            "hidden": 32,
-            "src_len": 20,
-            "batch_size": 32,
-            "probe_examples": 16,
-            "train.max_iters": 100,
-            "train.warmup_iters": 5,
-            "train.eval_interval": 10,
-        },
+        # quick: at initialisation only, where the claim is judged; the full profile also after training
+        "quick": {"hidden": 32, "src_len": 20, "probe_examples": 16, "after_training": False},
         "tiny": {
             "models": ("none", "bahdanau"),
             "hidden": 16,

@@ -77,16 +77,17 @@ class Config(ExperimentConfig):
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "full": {},
+        # two decoders (Bahdanau's and none); the third, Luong's, in the full profile
         "quick": {
             "models": ("none", "bahdanau"),
-            "max_len": 16,
-            "eval_lengths": (4, 8, 12, 16),
-            "param_budget": 40_000,
+            "max_len": 20,
+            "eval_lengths": (4, 8, 12, 16, 20),
+            "param_budget": 60_000,
             "batch_size": 32,
-            "eval_examples": 100,
-            "train.max_iters": 300,
-            "train.warmup_iters": 15,
-            "train.eval_interval": 30,
+            "eval_examples": 200,
+            "train.max_iters": 400,
+            "train.warmup_iters": 20,
+            "train.eval_interval": 40,
             "de_en.enabled": False,
         },
         "tiny": {
