@@ -102,6 +102,13 @@ class ExperimentSpec:
     main_figure: str | None = None
 
 
+def measured(verdict: Mapping[str, bool] | None, metrics: dict[str, Any], data: dict[str, Any], device: str) -> dict:
+    """What ``run`` returns: ``held`` from the verdict (every part held; None when the claim was not measurable, a
+    None verdict), the metrics, the data (with the verdict) and the device it was measured on."""
+    held = None if verdict is None else all(verdict.values())
+    return {"held": held, "metrics": metrics, "device": device, "data": {**data, "verdict": dict(verdict or {})}}
+
+
 def assemble(name: str, package: str) -> ExperimentSpec:
     """The spec of the experiment whose package is ``package``: ``config.Config``, ``measure.run``,
     ``figures.plot``, and from ``words`` its ``TITLE``, ``CLAIM``, ``SOURCE``, ``MAIN_FIGURE`` and ``WORDS``."""

@@ -8,7 +8,7 @@ compares differ in the decoder alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +51,11 @@ class DeEnConfig:
             raise ValueError(f"de_en.dropout: expected a probability in [0, 1), got {p!r}")
 
 
-def de_en_data(part: DeEnConfig, seed: int) -> tuple[Seq2SeqData, Vocab, Vocab] | dict:
-    """The German -> English pairs split by ``seed``, with vocabularies built on the training split; or the result
-    an experiment reports instead: ``{"status": "skipped", ...}`` when the part is off, ``{"status": "missing",
-    ...}`` when the corpus is not installed."""
+def de_en_part(part: DeEnConfig, seed: int, measure: Callable[[Seq2SeqData, Vocab, Vocab], dict]) -> dict:
+    """An experiment's German -> English part: ``measure(data, src_vocab, tgt_vocab)`` on the pairs split by
+    ``seed`` (vocabularies built on the training split), with ``status`` "measured"; or what the experiment reports
+    instead: ``{"status": "skipped", ...}`` when the part is off, ``{"status": "missing", ...}`` when the corpus is
+    not installed."""
     if not part.enabled:
         return {"status": "skipped", "note": "not run in this profile (--de-en.enabled true, or the full profile)"}
     try:
@@ -62,7 +63,7 @@ def de_en_data(part: DeEnConfig, seed: int) -> tuple[Seq2SeqData, Vocab, Vocab] 
     except CorpusNotFoundError as err:
         return {"status": "missing", "note": str(err)}
     data = Seq2SeqData(*split_pairs(pairs, seed=seed))
-    return (data, *build_vocabs(data.train, part.min_freq))
+    return {"status": "measured", "note": "", **measure(data, *build_vocabs(data.train, part.min_freq))}
 
 
 def check_cell(cfg: Any) -> None:
@@ -125,4 +126,4 @@ def greedy_scores(model: Seq2Seq, pairs: Sequence, src_vocab: Vocab, tgt_vocab: 
     return {"accuracy": exact / len(pairs), "token_accuracy": tokens / max(total, 1)}
 
 
-__all__ = ["DeEnConfig", "build", "check_cell", "de_en_data", "greedy_scores", "solve_hidden", "symbol_vocab"]
+__all__ = ["DeEnConfig", "build", "check_cell", "de_en_part", "greedy_scores", "solve_hidden", "symbol_vocab"]

@@ -38,6 +38,14 @@ def one_thread(device: str = "cpu") -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def adam(lr: float, max_iters: int = 2000, *, grad_clip: float = 0.0, eval_interval: int = 250) -> TrainConfig:
+    """Adam at a constant learning rate (the Trainer's AdamW with no weight decay, no warm-up, no decay; beta2 0.999
+    as ``torch.optim.Adam``), clipping the gradient's norm at ``grad_clip`` (0: not at all). The optimiser of the
+    experiments whose models differ in one thing only (a cell, a head count, a temperature)."""
+    return TrainConfig(max_iters=max_iters, lr=lr, min_lr=lr, warmup_iters=0, weight_decay=0.0, beta2=0.999,
+                       grad_clip=grad_clip, eval_interval=eval_interval, eval_iters=1)  # fmt: skip
+
+
 def trainer(
     model: nn.Module, cfg: TrainConfig, get_batch: GetBatch, *, seed: int, device: str, run_dir: str
 ) -> Trainer:
@@ -96,4 +104,4 @@ def train(
     }
 
 
-__all__ = ["one_thread", "train", "trainer"]
+__all__ = ["adam", "one_thread", "train", "trainer"]

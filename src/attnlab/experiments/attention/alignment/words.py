@@ -6,6 +6,7 @@ from typing import Any
 
 from attnlab.data.seq2seq import DATE_FORMATS
 from attnlab.experiments.base import Words
+from attnlab.experiments.words import table
 
 TITLE = "Attention as soft alignment"
 CLAIM = (
@@ -70,17 +71,16 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
     return text
 
 
+HEADLINE = """
+dates normalised exactly (held-out) | {m[accuracy]:.1%}
+most-attended character inside the gold field | {m[argmax_agreement]:.1%} ({m[argmax_over_chance]:.1f}x chance)
+attention mass on the gold field | {m[gold_mass]:.1%} ({m[mass_over_chance]:.1f}x chance)
+chance (uniform attention) | {m[chance]:.1%}
+"""
+
+
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
-    m = r["metrics"]
-    return [
-        ("dates normalised exactly (held-out)", f"{m['accuracy']:.1%}"),
-        (
-            "most-attended character inside the gold field",
-            f"{m['argmax_agreement']:.1%} ({m['argmax_over_chance']:.1f}x chance)",
-        ),
-        ("attention mass on the gold field", f"{m['gold_mass']:.1%} ({m['mass_over_chance']:.1f}x chance)"),
-        ("chance (uniform attention)", f"{m['chance']:.1%}"),
-    ]
+    return table(HEADLINE, cfg, r)
 
 
 WORDS = Words(setup, summary, headline)

@@ -9,20 +9,11 @@ from typing import Any, ClassVar
 
 from attnlab.experiments import checks
 from attnlab.experiments.base import ExperimentConfig
+from attnlab.experiments.training import adam
 from attnlab.train.loop import TrainConfig
 
 # Adam at a constant learning rate, no clipping: the learned lookup's only parameter is W_a.
-TRAIN = TrainConfig(
-    max_iters=800,
-    lr=1e-2,
-    min_lr=1e-2,
-    warmup_iters=0,
-    weight_decay=0.0,
-    beta2=0.999,
-    grad_clip=0.0,
-    eval_interval=20,
-    eval_iters=1,
-)
+TRAIN = adam(1e-2, 800, eval_interval=20)
 
 
 @dataclass(frozen=True)

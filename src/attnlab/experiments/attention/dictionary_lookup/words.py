@@ -6,7 +6,7 @@ from typing import Any
 
 from attnlab.experiments.attention.dictionary_lookup.learned import tau_label
 from attnlab.experiments.base import Words
-from attnlab.experiments.words import closing
+from attnlab.experiments.words import closing, fill, table
 
 TITLE = "Attention as a differentiable dictionary lookup"
 CLAIM = (
@@ -19,24 +19,24 @@ SOURCE = "Seed 001 (chapter 3), section 3.2 (differentiable dictionary lookup; b
 MAIN_FIGURE = "tradeoff"
 
 
+SETUP = """
+Part 1: {cfg.seeds} dictionary(ies) of N={cfg.n_keys} random unit-norm keys (d={cfg.key_dim}) and values
+(dv={cfg.value_dim}), float64; {cfg.n_queries} queries per dictionary, each a stored key plus N(0, {cfg.noise:g}^2 I)
+noise. Soft lookup: attnlab's scaled_dot_product_attention with scale=1/tau (weights = softmax(q.k / tau)), tau in
+{taus}; hard lookup: the value of the argmax key. Per tau: argmax and nearest-value (decoded) accuracy, squared error
+|r - v_true|^2, distance to the hard lookup's value, Frobenius norm of d r / d q by autograd (median; dead below
+{cfg.dead_threshold:g}). Part 2: cues x = M k + N(0, {cfg.cue_noise:g}^2 I) in dx={cfg.cue_dim} dimensions (M fixed,
+random); attnlab.nn.LuongAttention(score='general') learns W_a by Adam (lr {cfg.train.lr:g}, {cfg.train.max_iters}
+steps of {cfg.batch_size}) on |r - v_true|^2, the cue divided by tau in {train_taus} (same initialisation and
+batches); accuracy = argmax of the weights on {cfg.n_eval} held-out cues. The hard lookup v_[argmax x^T W_a k] is
+differentiated by autograd at the same initialisation. Part 1 on the CPU in float64; part 2 trained on
+{r[device_name]}.
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    taus = [tau_label(t) for t in cfg.taus]
-    train_taus = [tau_label(t) for t in cfg.train_taus]
-    return (
-        f"Part 1: {cfg.seeds} dictionary(ies) of N={cfg.n_keys} random unit-norm keys (d={cfg.key_dim}) and values "
-        f"(dv={cfg.value_dim}), float64; {cfg.n_queries} queries per dictionary, each a stored key plus N(0, "
-        f"{cfg.noise:g}^2 I) noise. Soft lookup: attnlab's scaled_dot_product_attention with scale=1/tau "
-        f"(weights = softmax(q.k / tau)), tau in {taus}; hard lookup: the value of the argmax key. Per tau: argmax "
-        f"and nearest-value (decoded) accuracy, squared error |r - v_true|^2, distance to the hard lookup's value, "
-        f"Frobenius norm of d r / d q by autograd (median; dead below {cfg.dead_threshold:g}). Part 2: cues "
-        f"x = M k + N(0, {cfg.cue_noise:g}^2 I) in dx={cfg.cue_dim} dimensions (M fixed, random); "
-        f"attnlab.nn.LuongAttention(score='general') learns W_a by Adam (lr {cfg.train.lr:g}, {cfg.train.max_iters} "
-        f"steps of {cfg.batch_size}) on |r - v_true|^2, the cue divided by tau in {train_taus} (same initialisation "
-        "and "
-        f"batches); accuracy = argmax of the weights on {cfg.n_eval} held-out cues. The hard lookup "
-        f"v_[argmax x^T W_a k] is differentiated by autograd at the same initialisation. Part 1 on the CPU in float64; "
-        f"part 2 trained on {r['device_name']}."
-    )
+    taus, train_taus = ([tau_label(t) for t in ts] for ts in (cfg.taus, cfg.train_taus))
+    return fill(SETUP, cfg, r, taus=", ".join(taus), train_taus=", ".join(train_taus))
 
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:
@@ -83,27 +83,22 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+HEADLINE = """
+distance to the hard lookup at tau = <lo> / <hi> | {m[dist_to_hard/tau=<lo>]:.3g} / {m[dist_to_hard/tau=<hi>]:.3g}
+median gradient ||dr/dq|| at tau = <lo> / peak / <hi> | {m[jacobian_median/tau=<lo>]:.3g} /
+    {m[jacobian_median/peak]:.3g} / {m[jacobian_median/tau=<hi>]:.3g}
+best temperature (Bayes: sigma^2) | <best> (<bayes>)
+learned lookup accuracy, tau = <first> / <last> | {m[train/accuracy_after/tau=<first>]:.3f} /
+    {m[train/accuracy_after/tau=<last>]:.3f}
+hard lookup: gradient norm | {m[train/hard_grad_norm]:g}
+"""
+
+
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
     m = r["metrics"]
-    lo, hi = tau_label(cfg.taus[0]), tau_label(cfg.taus[-1])
-    first, last = tau_label(cfg.train_taus[0]), tau_label(min(cfg.train_taus))
-    return [
-        (
-            f"distance to the hard lookup at tau = {lo} / {hi}",
-            f"{m[f'dist_to_hard/tau={lo}']:.3g} / {m[f'dist_to_hard/tau={hi}']:.3g}",
-        ),
-        (
-            f"median gradient ||dr/dq|| at tau = {lo} / peak / {hi}",
-            f"{m[f'jacobian_median/tau={lo}']:.3g} / "
-            f"{m['jacobian_median/peak']:.3g} / {m[f'jacobian_median/tau={hi}']:.3g}",
-        ),
-        ("best temperature (Bayes: sigma^2)", f"{tau_label(m['best_tau'])} ({tau_label(m['bayes_tau'])})"),
-        (
-            f"learned lookup accuracy, tau = {first} / {last}",
-            f"{m[f'train/accuracy_after/tau={first}']:.3f} / {m[f'train/accuracy_after/tau={last}']:.3f}",
-        ),
-        ("hard lookup: gradient norm", f"{m['train/hard_grad_norm']:g}"),
-    ]
+    taus = {"lo": cfg.taus[0], "hi": cfg.taus[-1], "first": cfg.train_taus[0], "last": min(cfg.train_taus)}
+    labels = {k: tau_label(t) for k, t in taus.items()}
+    return table(HEADLINE, cfg, r, best=tau_label(m["best_tau"]), bayes=tau_label(m["bayes_tau"]), **labels)
 
 
 WORDS = Words(setup, summary, headline)

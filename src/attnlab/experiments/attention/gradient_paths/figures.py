@@ -11,6 +11,18 @@ def _when(data: dict[str, Any], state: str) -> str:
     return "at initialisation" if state == "init" else f"after {data['train_steps']} training steps"
 
 
+def _per_state(data: dict[str, Any], draw: Any, xlabel: str, over: str) -> Any:
+    """One panel per state (initialisation, trained), ``draw(ax, model, its probe)`` for every model."""
+    fig, axes = figure(5.4, 4.0, ncols=len(data["states"]), squeeze=False)
+    for ax, state in zip(axes[0], data["states"], strict=True):
+        for name, r in data["results"][state].items():
+            draw(ax, name, r)
+        ylabel = f"||dL / dx_j|| ({over})" if state == "init" else ""
+        style(ax, xlabel, ylabel, _when(data, state), logy=True, legend="small")
+    fig.tight_layout()
+    return fig
+
+
 def plot(result: dict[str, Any]) -> dict[str, Any]:
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import MaxNLocator
@@ -18,41 +30,20 @@ def plot(result: dict[str, Any]) -> dict[str, Any]:
     data = result["data"]
     states, S = data["states"], data["src_len"]
     figs: dict[str, Any] = {}
-    fig, axes = figure(5.4, 4.0, ncols=len(states), squeeze=False)
-    for ax, state in zip(axes[0], states, strict=True):
-        for name, r in data["results"][state].items():
-            ax.plot(
-                range(S), r["g"], marker=".", color=COLORS.get(name), label=f"{name} (far/near {r['far_near']:.2g})"
-            )
-        style(
-            ax,
-            "source position j",
-            "||dL / dx_j|| (whole target, mean over strings)" if state == "init" else "",
-            _when(data, state),
-            logy=True,
-            legend="small",
-        )
-    fig.suptitle(f"Gradient reaching each source token ({data['task']}, length {S})")
-    fig.tight_layout()
-    figs["positions"] = fig
 
-    fig2, axes2 = figure(5.4, 4.0, ncols=len(states), squeeze=False)
-    for ax, state in zip(axes2[0], states, strict=True):
-        for name, r in data["results"][state].items():
-            ds = list(range(len(r["by_distance"])))
-            ax.plot(ds, r["by_distance"], "o", color=COLORS.get(name), ms=4)
-            fit = [r["by_distance"][0] * 10 ** (r["slope"] * k) for k in ds]
-            ax.plot(ds, fit, "-", color=COLORS.get(name), alpha=0.6, label=f"{name}: x{10 ** r['slope']:.2f}/step")
-        style(
-            ax,
-            "d = min(j, S-1-j): recurrent steps to the fixed vector",
-            "||dL / dx_j|| (mean over j at distance d)" if state == "init" else "",
-            _when(data, state),
-            logy=True,
-            legend="small",
-        )
-    fig2.tight_layout()
-    figs["distance"] = fig2
+    def positions(ax: Any, name: str, r: dict[str, Any]) -> None:
+        ax.plot(range(S), r["g"], marker=".", color=COLORS.get(name), label=f"{name} (far/near {r['far_near']:.2g})")
+
+    def distance(ax: Any, name: str, r: dict[str, Any]) -> None:
+        ds = list(range(len(r["by_distance"])))
+        ax.plot(ds, r["by_distance"], "o", color=COLORS.get(name), ms=4)
+        fit = [r["by_distance"][0] * 10 ** (r["slope"] * k) for k in ds]
+        ax.plot(ds, fit, "-", color=COLORS.get(name), alpha=0.6, label=f"{name}: x{10 ** r['slope']:.2f}/step")
+
+    figs["positions"] = _per_state(data, positions, "source position j", "whole target, mean over strings")
+    figs["positions"].suptitle(f"Gradient reaching each source token ({data['task']}, length {S})")
+    figs["distance"] = _per_state(data, distance, "d = min(j, S-1-j): recurrent steps to the fixed vector",
+                                  "mean over j at distance d")  # fmt: skip
 
     models = list(data["results"][states[0]])
     fig3, axes3 = figure(3.9, 3.4, ncols=len(models), nrows=len(states), squeeze=False, layout="constrained")

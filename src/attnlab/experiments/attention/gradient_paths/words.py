@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnlab.experiments.base import Words
-from attnlab.experiments.words import failed
+from attnlab.experiments.words import failed, fill, table
 
 TITLE = "Gradient paths: why attention helps an encoder-decoder learn"
 CLAIM = (
@@ -18,24 +18,24 @@ MAIN_FIGURE = "distance"
 NONE = "none"
 
 
+SETUP = """
+attnlab Seq2Seq, bidirectional {cell} encoder, embeddings {cfg.emb}, hidden {cfg.hidden} for every model: {sizes};
+measured at initialisation (seed {cfg.seed}) {trained}. Probe: {cfg.probe_examples} held-out {cfg.task} strings of
+length {cfg.src_len}, teacher forcing, eval mode; ||dL/dx_j|| of the summed cross-entropy with respect to the source
+embedding at each position j (mean over the strings), against d_j = min(j, S-1-j), the recurrent steps between x_j
+and the fixed vector; log10-linear least-squares slope; per-target-step gradients ||dL_t/dx_j|| for the heatmaps;
+encoder outputs reached directly (nonzero dL/d memory_j). Measured on {r[device_name]}.
+"""
+TRAINED = """
+and after {cfg.train.max_iters} steps of {cfg.task} (lengths {cfg.min_len}-{cfg.src_len}, batch {cfg.batch_size},
+AdamW lr {cfg.train.lr:g}, the same batches for every model)
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
     sizes = ", ".join(f"{n} ({p:,} parameters)" for n, p in r["data"]["params"].items())
-    tr = cfg.train
-    trained = (
-        f"and after {tr.max_iters} steps of {cfg.task} (lengths {cfg.min_len}-{cfg.src_len}, batch "
-        f"{cfg.batch_size}, AdamW lr {tr.lr:g}, the same batches for every model)"
-        if cfg.after_training
-        else "(no training: after_training is false)"
-    )
-    return (
-        f"attnlab Seq2Seq, bidirectional {cfg.cell.upper()} encoder, embeddings {cfg.emb}, hidden {cfg.hidden} for "
-        f"every model: {sizes}; measured at initialisation (seed {cfg.seed}) {trained}. Probe: {cfg.probe_examples} "
-        f"held-out {cfg.task} strings of length {cfg.src_len}, teacher forcing, eval mode; ||dL/dx_j|| of the summed "
-        "cross-entropy with respect to the source embedding at each position j (mean over the strings), against "
-        "d_j = min(j, S-1-j), the recurrent steps between x_j and the fixed vector; log10-linear least-squares slope; "
-        "per-target-step gradients ||dL_t/dx_j|| for the heatmaps; encoder outputs reached directly (nonzero "
-        f"dL/d memory_j). Measured on {r['device_name']}."
-    )
+    trained = fill(TRAINED, cfg, r) if cfg.after_training else "(no training: after_training is false)"
+    return fill(SETUP, cfg, r, cell=cfg.cell.upper(), sizes=sizes, trained=trained)
 
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:
@@ -73,20 +73,20 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
     return text
 
 
+HEADLINE = """
+far/near at initialisation, <models> | <far_near>
+gradient factor per recurrent step at initialisation, <models> | <factors>
+encoder outputs the loss reaches directly (of {cfg.src_len}), <models> | <reached>
+"""
+
+
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
     m = r["metrics"]
-    rows = [
-        (
-            f"{n}: far/near at initialisation (per step)",
-            f"{m[f'far_near/{n}/init']:.2g} (x{10 ** m[f'slope/{n}/init']:.2f})",
-        )
-        for n in cfg.models
-    ]
-    rows += [
-        (f"{n}: encoder outputs the loss reaches directly", f"{m[f'memory_reached/{n}/init']:.0f} of {cfg.src_len}")
-        for n in cfg.models[:2]
-    ]
-    return rows
+    per = {key: [m[f"{key}/{n}/init"] for n in cfg.models] for key in ("far_near", "slope", "memory_reached")}
+    far_near = " / ".join(f"{v:.2g}" for v in per["far_near"])
+    factors = " / ".join(f"x{10**v:.2f}" for v in per["slope"])
+    reached = " / ".join(f"{v:.0f}" for v in per["memory_reached"])
+    return table(HEADLINE, cfg, r, models=" / ".join(cfg.models), far_near=far_near, factors=factors, reached=reached)
 
 
 WORDS = Words(setup, summary, headline)

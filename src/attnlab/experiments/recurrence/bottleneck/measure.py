@@ -9,7 +9,7 @@ import torch
 
 from attnlab._checks import resolve_device
 from attnlab.data.seq2seq import copy_pairs, detokenize, make_batch, reverse_pairs
-from attnlab.experiments.seq2seq import build, de_en_data, greedy_scores, solve_hidden, symbol_vocab
+from attnlab.experiments.seq2seq import build, de_en_part, greedy_scores, solve_hidden, symbol_vocab
 from attnlab.experiments.training import one_thread, train
 from attnlab.train.seq2seq import batch_sampler, evaluate
 
@@ -73,13 +73,14 @@ def judge_synthetic(cfg: Any, runs: dict[str, Any]) -> tuple[bool | None, dict[s
 
 
 def _de_en(cfg: Any, device: str) -> dict[str, Any]:
-    part = cfg.de_en
-    loaded = de_en_data(part, cfg.seed)
-    if isinstance(loaded, dict):
-        return loaded
+    return de_en_part(cfg.de_en, cfg.seed, lambda data, src, tgt: _de_en_bleu(cfg, device, data, src, tgt))
+
+
+def _de_en_bleu(cfg: Any, device: str, data: Any, src_vocab: Any, tgt_vocab: Any) -> dict[str, Any]:
+    """Part (b): every model's test BLEU, overall and per source-length bucket, and its p-value against none."""
     import sacrebleu
 
-    data, src_vocab, tgt_vocab = loaded
+    part = cfg.de_en
     sizes = (len(src_vocab), len(tgt_vocab))
     buckets = list(zip([1, *(b + 1 for b in part.buckets[:-1])], part.buckets, strict=True))  # (lo, hi) inclusive
     in_bucket = [[i for i, p in enumerate(data.test) if lo <= len(p.src) <= hi] for lo, hi in buckets]
@@ -117,8 +118,6 @@ def _de_en(cfg: Any, device: str) -> dict[str, Any]:
         for name, p in paired_p_values(hypotheses, references).items():
             models[name]["p_value"] = p
     return {
-        "status": "measured",
-        "note": "",
         "pairs": sum(map(len, data)),  # train + valid + test: the whole corpus
         "split": [len(data.train), len(data.valid), len(data.test)],
         "vocab": list(sizes),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnlab.experiments.base import Words
-from attnlab.experiments.words import failed
+from attnlab.experiments.words import failed, fill
 
 TITLE = "The fixed-vector bottleneck: quality against source length, with and without attention"
 CLAIM = (
@@ -22,28 +22,30 @@ def _sizes(models: dict[str, Any]) -> str:
     return ", ".join(f"{n} H={r['hidden']} ({r['params']:,} parameters)" for n, r in models.items())
 
 
+SETUP = """
+(a) {task} strings of {cfg.n_symbols} symbols, training lengths uniform in [{cfg.min_len}, {cfg.max_len}] (fresh
+strings every batch). attnlab Seq2Seq, bidirectional {cell} encoder, embeddings {cfg.emb}, at equal parameter count
+(budget {cfg.param_budget:,}): {sizes}. Equal training budget: {cfg.train.max_iters} steps at batch {cfg.batch_size},
+AdamW lr {cfg.train.lr:g} ({cfg.train.warmup_iters} warm-up steps, cosine to {cfg.train.min_lr:g}), clipping
+{cfg.train.grad_clip:g}, the same batches for every model (seed {cfg.seed}). Greedy decoding of {cfg.eval_examples}
+held-out strings per length {cfg.eval_lengths}: exact-match and per-token accuracy.
+"""
+SETUP_B = """
+(b) German -> English: {d[de_en][pairs]:,} sentence pairs of at most {cfg.de_en.max_len} tokens from trans-de-en
+({d[de_en][split][0]:,} train / {d[de_en][split][1]:,} valid / {d[de_en][split][2]:,} test), vocabularies
+{d[de_en][vocab][0]:,} / {d[de_en][vocab][1]:,} (tokens seen >= {cfg.de_en.min_freq} times), embeddings
+{cfg.de_en.emb}, equal parameters (budget {cfg.de_en.budget:,}): {sizes}; {cfg.de_en.train.max_iters} steps at batch
+{cfg.de_en.batch_size}, lr {cfg.de_en.train.lr:g}; greedy decoding of the test split, sacrebleu BLEU
+({d[de_en][bleu_signature]}) overall and per source-length bucket {d[de_en][buckets]}.
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    data, tr = r["data"], cfg.train
-    text = (
-        f"(a) {cfg.task.capitalize()} strings of {cfg.n_symbols} symbols, training lengths uniform in "
-        f"[{cfg.min_len}, {cfg.max_len}] (fresh strings every batch). attnlab Seq2Seq, bidirectional "
-        f"{cfg.cell.upper()} encoder, embeddings {cfg.emb}, at equal parameter count (budget {cfg.param_budget:,}): "
-        f"{_sizes(data['synthetic'])}. Equal training budget: {tr.max_iters} steps at batch {cfg.batch_size}, AdamW "
-        f"lr {tr.lr:g} ({tr.warmup_iters} warm-up steps, cosine to {tr.min_lr:g}), clipping {tr.grad_clip:g}, the "
-        f"same batches for every model (seed {cfg.seed}). Greedy decoding of {cfg.eval_examples} held-out strings "
-        f"per length {list(cfg.eval_lengths)}: exact-match and per-token accuracy."
-    )
-    de_en, part = data["de_en"], cfg.de_en
+    data = r["data"]
+    text = fill(SETUP, cfg, r, task=cfg.task.capitalize(), cell=cfg.cell.upper(), sizes=_sizes(data["synthetic"]))
+    de_en = data["de_en"]
     if de_en["status"] == "measured":
-        train, valid, test = de_en["split"]
-        text += (
-            f" (b) German -> English: {de_en['pairs']:,} sentence pairs of at most {part.max_len} tokens from "
-            f"trans-de-en ({train:,} train / {valid:,} valid / {test:,} test), vocabularies {de_en['vocab'][0]:,} / "
-            f"{de_en['vocab'][1]:,} (tokens seen >= {part.min_freq} times), embeddings {part.emb}, equal parameters "
-            f"(budget {part.budget:,}): {_sizes(de_en['models'])}; {part.train.max_iters} steps at batch "
-            f"{part.batch_size}, lr {part.train.lr:g}; greedy decoding of the test split, sacrebleu BLEU "
-            f"({de_en['bleu_signature']}) overall and per source-length bucket {de_en['buckets']}."
-        )
+        text += " " + fill(SETUP_B, cfg, r, sizes=_sizes(de_en["models"]))
     else:
         text += f" (b) German -> English: {de_en['status']} ({de_en['note']})."
     return text + f" Measured on {r['device_name']}."

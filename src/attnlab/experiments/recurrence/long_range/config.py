@@ -9,12 +9,11 @@ from typing import Any, ClassVar
 from attnlab.experiments import checks
 from attnlab.experiments.base import ExperimentConfig
 from attnlab.experiments.recall import RECALL, RecallTask
+from attnlab.experiments.training import adam
 from attnlab.train.loop import TrainConfig
 
 MODELS = ("rnn", "lstm", "gru", "attention")
-TRAIN = TrainConfig(
-    max_iters=3000, lr=3e-3, min_lr=3e-3, warmup_iters=0, weight_decay=0.0, beta2=0.999, eval_interval=25, eval_iters=1
-)
+TRAIN = adam(3e-3, 3000, grad_clip=1.0, eval_interval=25)  # the same optimiser and budget for every model
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnlab.experiments.base import Words
-from attnlab.experiments.words import closing
+from attnlab.experiments.words import closing, fill
 
 TITLE = "Long-range recall: accuracy against distance, each model trained at each distance"
 CLAIM = (
@@ -17,24 +17,24 @@ SOURCE = "Seed 002 §4.2 (C7); seed 001 objectives 1-2; Hochreiter & Schmidhuber
 MAIN_FIGURE = "accuracy"
 
 
+SETUP = """
+Recall at distance d: a symbol out of K={cfg.task.n_symbols}, d distractors (from {cfg.task.n_distractors}), then a
+query; the model names the symbol (chance {cfg.task.chance:.3f}). Models at ~{cfg.param_budget:,} parameters:
+{sizes}; embedding (E={cfg.embed_size}) -> attnlab.nn recurrent layer -> readout of the last state, PyTorch's
+initialisation but the LSTM's forget-gate bias, 1; attention: embedding + learned positions -> one pre-norm
+transformer block -> readout at the query. A fresh model of each kind at each d in {cfg.distances}: Adam lr
+{cfg.train.lr:g} (constant), clipping {cfg.train.grad_clip:g}, batches of {cfg.task.batch_size} fresh examples (the
+same for every model), until the accuracy on {cfg.task.eval_examples} held-out examples (checked every
+{cfg.train.eval_interval} steps) reaches {cfg.task.solve:g} or {cfg.train.max_iters} steps are spent; {cfg.seeds}
+seed(s). Reach = the largest d up to which every listed distance is solved. Measured on {r[device_name]}.
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    t, tr, data = cfg.task, cfg.train, r["data"]
-    sizes = ", ".join(
-        f"{m.upper()} {'C' if m == 'attention' else 'H'}={data['hidden_size'][m]} ({data['params'][m]:,} parameters)"
-        for m in cfg.models
-    )
-    return (
-        f"Recall at distance d: a symbol out of K={t.n_symbols}, d distractors (from {t.n_distractors}), then a "
-        f"query; the model names the symbol (chance {t.chance:.3f}). Models at ~{cfg.param_budget:,} parameters: "
-        f"{sizes}; embedding (E={cfg.embed_size}) -> attnlab.nn recurrent layer -> readout of the last state, "
-        "PyTorch's initialisation but the LSTM's forget-gate bias, 1; attention: embedding + learned positions -> one "
-        "pre-norm transformer block -> "
-        f"readout at the query. A fresh model of each kind at each d in {list(cfg.distances)}: Adam lr {tr.lr:g} "
-        f"(constant), clipping {tr.grad_clip:g}, batches of {t.batch_size} fresh examples (the same for every "
-        f"model), until the accuracy on {t.eval_examples} held-out examples (checked every {tr.eval_interval} "
-        f"steps) reaches {t.solve:g} or {tr.max_iters} steps are spent; {cfg.seeds} seed(s). Reach = the largest d "
-        f"up to which every listed distance is solved. Measured on {r['device_name']}."
-    )
+    hidden, params = r["data"]["hidden_size"], r["data"]["params"]
+    size = {m: f"{'C' if m == 'attention' else 'H'}={hidden[m]}" for m in cfg.models}
+    sizes = ", ".join(f"{m.upper()} {size[m]} ({params[m]:,} parameters)" for m in cfg.models)
+    return fill(SETUP, cfg, r, sizes=sizes)
 
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:

@@ -9,13 +9,12 @@ from typing import Any, ClassVar
 from attnlab.experiments import checks
 from attnlab.experiments.base import ExperimentConfig
 from attnlab.experiments.recall import RECALL, RecallTask
+from attnlab.experiments.training import adam
 from attnlab.train.loop import TrainConfig
 
 # Adam at a constant learning rate with gradient-norm clipping 1 (no warm-up, no decay, no weight decay): the
 # cells differ in the cell alone. Solving is checked every eval_interval steps.
-TRAIN = TrainConfig(
-    max_iters=3000, lr=3e-3, min_lr=3e-3, warmup_iters=0, weight_decay=0.0, beta2=0.999, eval_interval=25, eval_iters=1
-)
+TRAIN = adam(3e-3, 3000, grad_clip=1.0, eval_interval=25)
 
 
 @dataclass(frozen=True)

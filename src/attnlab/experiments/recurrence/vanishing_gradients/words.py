@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnlab.experiments.base import Words
-from attnlab.experiments.words import closing
+from attnlab.experiments.words import closing, fill, table
 
 TITLE = "Vanishing and exploding gradients, and the gates that carry them"
 CLAIM = (
@@ -20,24 +20,34 @@ MAIN_FIGURE = "decay"
 NAMES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM (PyTorch init)", "lstm_forget1": "LSTM (forget bias 1)"}
 
 
+SETUP = """
+Four cells of hidden size {cfg.hidden_size} (attnlab.nn: tanh RNN, GRU, LSTM with PyTorch's initialisation, LSTM
+with forget-gate bias 1) reading embeddings (E={cfg.embed_size}) of the memory task: a symbol out of
+{cfg.task.n_symbols}, {cfg.lag} distractors (from {cfg.task.n_distractors}), a query; the readout of the last state
+names the symbol. Gradient: L = u . h_T (u a random unit vector) on {cfg.probe_examples} held-out sequences, the total
+derivatives ||dL/dh_t|| and, for the LSTMs, ||dL/dc_t|| along the cell state, the cell stepped one step at a time;
+geometric mean over examples and {cfg.seeds} seed(s); per-step factor = 10^slope of log10 norm on the distance.
+Training: the same batches of {cfg.task.batch_size}, Adam lr {cfg.train.lr:g} (constant), clipping
+{cfg.train.grad_clip:g}, until the held-out accuracy on {cfg.task.eval_examples} examples (checked every
+{cfg.train.eval_interval} steps) reaches {cfg.task.solve:g} or {cfg.train.max_iters} steps are spent. Exploding: tanh
+RNN with W_hh = rho * (random orthogonal), zero biases, inputs scaled by {cfg.probe_scale:g}, rho in {cfg.radii}.
+Clipping: SGD (lr {sgd_lr:g}) step norms at rho={rho:g} over {cfg.clip_batches} batches, without and with
+clip_grad_norm_(max_norm={cfg.clip_max_norm:g}). Measured on {r[device_name]}.
+"""
+HEADLINE = """
+RNN gradient per step (initialisation) | x{m[factor/rnn/h/init]:.3f}
+LSTM cell-state gradient per step, PyTorch init / forget bias 1 | x{m[factor/lstm/c/init]:.3f} /
+    x{m[factor/lstm_forget1/c/init]:.3f}
+steps to recall at lag {cfg.lag} (of {cfg.train.max_iters}), RNN / GRU / LSTM / LSTM f=1 | {m[steps/rnn]:g} /
+    {m[steps/gru]:g} / {m[steps/lstm]:g} / {m[steps/lstm_forget1]:g}
+solved, RNN / GRU / LSTM / LSTM f=1 | {m[solved/rnn]} / {m[solved/gru]} / {m[solved/lstm]} / {m[solved/lstm_forget1]}
+per-step factor at rho = 0.5 / 2 | x{m[factor/rnn_rho=0.5]:.3f} / x{m[factor/rnn_rho=2]:.3f}
+largest SGD step without / with clipping | {m[clip/max_update_unclipped]:.3g} / {m[clip/max_update_clipped]:.3g}
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    t, tr = cfg.task, cfg.train
-    return (
-        f"Four cells of hidden size {cfg.hidden_size} (attnlab.nn: tanh RNN, GRU, LSTM with PyTorch's "
-        f"initialisation, LSTM with forget-gate bias 1) reading embeddings (E={cfg.embed_size}) of the memory task: "
-        f"a symbol out of {t.n_symbols}, {cfg.lag} distractors (from {t.n_distractors}), a query; the readout of "
-        f"the last state names the symbol. Gradient: L = u . h_T (u a random unit vector) on {cfg.probe_examples} "
-        f"held-out sequences, the total derivatives ||dL/dh_t|| and, for the LSTMs, ||dL/dc_t|| along the cell "
-        f"state, the cell stepped one step at a time; geometric mean over examples and {cfg.seeds} seed(s); "
-        f"per-step factor = 10^slope of log10 norm on the distance. Training: the same batches of "
-        f"{t.batch_size}, Adam lr {tr.lr:g} (constant), clipping {tr.grad_clip:g}, until the held-out accuracy on "
-        f"{t.eval_examples} examples (checked every {tr.eval_interval} steps) reaches {t.solve:g} or "
-        f"{tr.max_iters} steps are spent. Exploding: tanh RNN with W_hh = rho * (random orthogonal), zero "
-        f"biases, inputs scaled by {cfg.probe_scale:g}, rho in {list(cfg.radii)}. Clipping: SGD (lr "
-        f"{r['data']['update_bound'] / cfg.clip_max_norm:g}) step norms at rho={max(cfg.radii):g} over "
-        f"{cfg.clip_batches} batches, without and with clip_grad_norm_(max_norm={cfg.clip_max_norm:g}). Measured "
-        f"on {r['device_name']}."
-    )
+    return fill(SETUP, cfg, r, sgd_lr=r["data"]["update_bound"] / cfg.clip_max_norm, rho=max(cfg.radii))
 
 
 def _learned(m: dict[str, Any], name: str, budget: int) -> str:
@@ -81,28 +91,7 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
 
 
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
-    m = r["metrics"]
-    return [
-        ("RNN gradient per step (init)", f"x{m['factor/rnn/h/init']:.3f}"),
-        (
-            "LSTM cell-state gradient per step, PyTorch init / forget bias 1",
-            f"x{m['factor/lstm/c/init']:.3f} / x{m['factor/lstm_forget1/c/init']:.3f}",
-        ),
-        (
-            f"steps to recall at lag {cfg.lag} (RNN / GRU / LSTM / LSTM f=1)",
-            " / ".join(f"{m[f'steps/{n}']:g}" if m[f"solved/{n}"] else "not solved" for n in NAMES),
-        ),
-        (
-            "per-step factor at rho = 0.5 / 2",
-            f"x{m['factor/rnn_rho=0.5']:.3f} / x{m['factor/rnn_rho=2']:.3f}"
-            if "factor/rnn_rho=0.5" in m and "factor/rnn_rho=2" in m
-            else "n/a",
-        ),
-        (
-            "largest SGD step without / with clipping",
-            f"{m['clip/max_update_unclipped']:.3g} / {m['clip/max_update_clipped']:.3g}",
-        ),
-    ]
+    return table(HEADLINE, cfg, r)
 
 
 WORDS = Words(setup, summary, headline)

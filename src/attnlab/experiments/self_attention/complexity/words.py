@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnlab.experiments.base import Words
-from attnlab.experiments.words import closing
+from attnlab.experiments.words import closing, fill
 
 TITLE = "The O(n^2) cost of self-attention and the context window"
 CLAIM = (
@@ -19,17 +19,18 @@ SOURCE = (
 MAIN_FIGURE = "time"
 
 
+SETUP = """
+attnlab.functional.scaled_dot_product_attention with impl in {cfg.impls} on {r[device_name]}: B=1, {cfg.heads} heads,
+head size {cfg.head_size}, float32, no mask, n in {cfg.lengths}. Time: median of torch.utils.benchmark repeats
+({cfg.min_run_time:g} s each). Memory: peak tensor memory above the starting point during the call (the allocator's
+reports, attnlab.measure.peak_memory_bytes). Forward under no_grad; training step = forward + backward into Q, K and
+V. FLOPs: FlopCounterMode on the forward. Slopes: least-squares log-log fit over the upper half of n. Budgets: the
+largest measured n whose training step fits, and where the fitted power law crosses {cfg.budgets_mib} MiB.
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    device = r["device_name"]
-    return (
-        f"attnlab.functional.scaled_dot_product_attention with impl in {list(cfg.impls)} on {device}: B=1, "
-        f"{cfg.heads} heads, head size {cfg.head_size}, float32, no mask, n in {list(cfg.lengths)}. Time: median "
-        f"of torch.utils.benchmark repeats ({cfg.min_run_time:g} s each). Memory: peak tensor memory above the "
-        "starting point during the call (the allocator's reports, attnlab.measure.peak_memory_bytes). "
-        "Forward under no_grad; training step = forward + backward into Q, K and V. FLOPs: FlopCounterMode on the "
-        "forward. Slopes: least-squares log-log fit over the upper half of n. Budgets: the largest measured n "
-        f"whose training step fits, and where the fitted power law crosses {list(cfg.budgets_mib)} MiB."
-    )
+    return fill(SETUP, cfg, r)
 
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:

@@ -8,20 +8,11 @@ from typing import Any, ClassVar
 
 from attnlab.experiments import checks
 from attnlab.experiments.base import ExperimentConfig
+from attnlab.experiments.training import adam
 from attnlab.train.loop import TrainConfig
 
 # Adam at a constant learning rate, no clipping; the full profile's 3e-3, the shorter ones 1e-2.
-TRAIN = TrainConfig(
-    max_iters=3000,
-    lr=3e-3,
-    min_lr=3e-3,
-    warmup_iters=0,
-    weight_decay=0.0,
-    beta2=0.999,
-    grad_clip=0.0,
-    eval_interval=3000,
-    eval_iters=1,
-)
+TRAIN = adam(3e-3, 3000, eval_interval=3000)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 from attnlab.experiments.base import Words
 from attnlab.experiments.self_attention.heads.measure import specialization
+from attnlab.experiments.words import fill
 
 TITLE = "Multiple heads attend to different things at once"
 CLAIM = (
@@ -16,19 +17,21 @@ SOURCE = "Seed 001 (chapter 3), section 3.3; Vaswani et al. 2017, section 3.2.2"
 MAIN_FIGURE = "attention"
 
 
+SETUP = """
+Two-marker task: T={cfg.seq_len} positions, contents u in R^{cfg.value_dim} with i.i.d. N(0,1) components at the first
+T-1, two of them marked (marker 1 holds a, marker 2 holds b), the last is the query; target argmax_j (a_j - b_j)
+({cfg.value_dim} classes). Model: W_in u + kind embedding -> attnlab.nn.MultiHeadAttention(E={cfg.embed_dim}, h)
+queried from the last position -> MLP ({cfg.mlp_hidden} hidden, ReLU) -> logits; h in {cfg.head_counts} (head size
+E/h; the same parameter count for every h). Training: {cfg.train.max_iters} Adam steps (lr {cfg.train.lr:g}), batch
+{cfg.batch_size}, the same batches and initialisation stream for every h, {cfg.seeds} seed(s). Evaluation: accuracy
+on {cfg.eval_examples} held-out examples; each head's mean attention mass on marker 1 and marker 2
+(need_weights=True); specialization = max over distinct heads i, j of (mass1_i + mass2_j) / 2. Measured on
+{r[device_name]}.
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    return (
-        f"Two-marker task: T={cfg.seq_len} positions, contents u in R^{cfg.value_dim} with i.i.d. N(0,1) components at "
-        f"the first T-1, two of them marked (marker 1 holds a, marker 2 holds b), the last is the query; target "
-        f"argmax_j (a_j - b_j) ({cfg.value_dim} classes). Model: W_in u + kind embedding -> attnlab.nn."
-        f"MultiHeadAttention(E={cfg.embed_dim}, h) queried from the last position -> MLP ({cfg.mlp_hidden} hidden, "
-        f"ReLU) -> logits; h in {list(cfg.head_counts)} (head size E/h; the same parameter count for every h). "
-        f"Training: {cfg.train.max_iters} Adam steps (lr {cfg.train.lr:g}), batch {cfg.batch_size}, the same batches "
-        "and "
-        f"initialisation stream for every h, {cfg.seeds} seed(s). Evaluation: accuracy on {cfg.eval_examples} "
-        f"held-out examples; each head's mean attention mass on marker 1 and marker 2 (need_weights=True); "
-        f"specialization = max over distinct heads i, j of (mass1_i + mass2_j) / 2. Measured on {r['device_name']}."
-    )
+    return fill(SETUP, cfg, r)
 
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:

@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 from attnlab.experiments import checks
 from attnlab.experiments.base import ExperimentConfig
+from attnlab.experiments.training import adam
 from attnlab.train.loop import TrainConfig
 
 # One training step: forward, backward, Adam at lr 1e-3 (no clipping, no decay); only its time is measured.
-TRAIN = TrainConfig(lr=1e-3, min_lr=1e-3, warmup_iters=0, weight_decay=0.0, beta2=0.999, grad_clip=0.0)
+TRAIN = adam(1e-3)
 
 
 @dataclass(frozen=True)

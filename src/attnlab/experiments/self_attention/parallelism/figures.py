@@ -49,12 +49,8 @@ def plot(result: dict[str, Any]) -> dict[str, Any]:
     fig3, ax3 = figure(6.4, 4.0)
     for m in MODELS:
         ax3.plot(lengths, s[m]["matmul_depth"], "o-", color=COLORS[m], label=labels[m])
-    loglog(
-        ax3,
-        "sequence length T",
-        "dependent matrix products per step",
-        "Sequential steps in one training step (longest dependent chain)",
-    )
+    title = "Sequential steps in one training step (longest dependent chain)"
+    loglog(ax3, "sequence length T", "dependent matrix products per step", title)
     return {"time": fig, "ratio": fig2, "sequential": fig3}
 
 

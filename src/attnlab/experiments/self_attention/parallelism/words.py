@@ -6,6 +6,7 @@ from typing import Any
 
 from attnlab.experiments.base import Words
 from attnlab.experiments.self_attention.parallelism.measure import CLAIMED_RATIO
+from attnlab.experiments.words import fill, table
 
 TITLE = "Parallel training: sequential steps and wall clock, LSTM against attention"
 CLAIM = (
@@ -16,26 +17,32 @@ SOURCE = "Seed 002, section 4.1"
 MAIN_FIGURE = "ratio"
 
 
+SETUP = """
+Two blocks of equal parameter count map (B, T, C) to (B, T, C) with C={cfg.d_model}: an LSTM block
+(attnlab.nn.LSTM(C, H={d[lstm_hidden]}) then Linear(H, C); {d[params][lstm]:,} parameters) and a pre-norm causal
+transformer layer (attnlab.nn.MultiHeadAttention, {cfg.heads} heads, and a {cfg.mlp_ratio}C MLP;
+{d[params][attention]:,} parameters). The same random batch (B={cfg.batch_size}) and MSE targets for both; one
+training step = forward + backward + Adam (lr {cfg.train.lr:g}), on {where}, T in {cfg.lengths}. Time: median of
+torch.utils.benchmark repeats ({cfg.min_run_time:g} s each), the two blocks interleaved {cfg.rounds} time(s).
+Sequential steps: a TorchDispatchMode records every aten op of one step and the tensors it reads and writes; the
+longest chain of dependent ops, counted in matrix-product kernels (mm, addmm, bmm, fused attention), is what parallel
+hardware cannot overlap. FLOPs: torch.utils.flop_counter (the attention kernel counted with its full n^2 score
+matrix). Exponents: log-log fits over the upper half of T.
+"""
+
+
+def _where(r: dict[str, Any]) -> str:
+    """Where the steps were timed, in words."""
+    device, threads = r["data"]["device"], r["data"]["threads"]
+    if device != "cpu":
+        return f"{r['device_name']}, bf16 autocast"
+    if threads > 1:
+        return f"the CPU, each block timed at 1 and at {threads} threads and the faster kept"
+    return f"the CPU, {threads} thread(s)"
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    data = r["data"]
-    device, threads, hidden, params = data["device"], data["threads"], data["lstm_hidden"], data["params"]
-    if device == "cpu" and threads > 1:
-        where = f"the CPU, each block timed at 1 and at {threads} threads and the faster kept"
-    else:
-        where = f"the CPU, {threads} thread(s)" if device == "cpu" else f"{r['device_name']}, bf16 autocast"
-    return (
-        f"Two blocks of equal parameter count map (B, T, C) to (B, T, C) with C={cfg.d_model}: an LSTM block "
-        f"(attnlab.nn.LSTM(C, H={hidden}) then Linear(H, C); {params['lstm']:,} parameters) and a pre-norm "
-        f"causal transformer layer (attnlab.nn.MultiHeadAttention, {cfg.heads} heads, and a {cfg.mlp_ratio}C MLP; "
-        f"{params['attention']:,} parameters). The same random batch (B={cfg.batch_size}) and MSE targets for "
-        f"both; one training step = forward + backward + Adam (lr {cfg.train.lr:g}), on {where}, T in "
-        f"{list(cfg.lengths)}. Time: median of torch.utils.benchmark repeats ({cfg.min_run_time:g} s each), the two "
-        f"blocks interleaved {cfg.rounds} time(s). Sequential steps: a TorchDispatchMode records every aten op "
-        "of one step and the tensors it reads and writes; the longest chain of dependent ops, counted in "
-        "matrix-product kernels (mm, addmm, bmm, fused attention), is what parallel hardware cannot overlap. "
-        "FLOPs: torch.utils.flop_counter (the attention kernel counted with its full n^2 score matrix). "
-        "Exponents: log-log fits over the upper half of T."
-    )
+    return fill(SETUP, cfg, r, where=_where(r))
 
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:
@@ -108,26 +115,21 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+HEADLINE = """
+time ratio LSTM / attention at T = <t0> / <t1> ({r[device_name]}) | {m[ratio/T=<t0>]:.2f}x / {m[ratio/T=<t1>]:.2f}x
+    (claimed <lo>-<hi>x)
+sequential matrix products per position, LSTM / attention | {m[seq_matmuls_per_position/lstm]:g} /
+    {m[seq_matmuls_per_position/attention]:g}
+sequential matrix products at T = <t1>, LSTM / attention | {m[seq_matmuls/lstm/T=<t1>]} /
+    {m[seq_matmuls/attention/T=<t1>]}
+FLOP ratio LSTM / attention at the longest T | {m[flop_ratio_at_longest]:.2f}
+parameters, LSTM / attention block | {m[params/lstm]:,} / {m[params/attention]:,}
+"""
+
+
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
-    m, lengths = r["metrics"], cfg.lengths
-    T0, T1 = lengths[0], lengths[-1]
-    return [
-        (
-            f"time ratio LSTM / attention at T = {T0} / {T1} ({r['device_name']})",
-            f"{m[f'ratio/T={T0}']:.2f}x / {m[f'ratio/T={T1}']:.2f}x "
-            f"(claimed {CLAIMED_RATIO[0]:g}-{CLAIMED_RATIO[1]:g}x)",
-        ),
-        (
-            "sequential matrix products per position, LSTM / attention",
-            f"{m['seq_matmuls_per_position/lstm']:g} / {m['seq_matmuls_per_position/attention']:g}",
-        ),
-        (
-            f"sequential matrix products at T = {T1}, LSTM / attention",
-            f"{m[f'seq_matmuls/lstm/T={T1}']} / {m[f'seq_matmuls/attention/T={T1}']}",
-        ),
-        ("FLOP ratio LSTM / attention at the longest T", f"{m['flop_ratio_at_longest']:.2f}"),
-        ("parameters, LSTM / attention block", f"{m['params/lstm']:,} / {m['params/attention']:,}"),
-    ]
+    lo, hi = (f"{x:g}" for x in CLAIMED_RATIO)
+    return table(HEADLINE, cfg, r, t0=cfg.lengths[0], t1=cfg.lengths[-1], lo=lo, hi=hi)
 
 
 WORDS = Words(setup, summary, headline)

@@ -40,12 +40,8 @@ def plot(result: dict[str, Any]) -> dict[str, Any]:
         if p["n"]:
             ax3.plot(p["n"], p["expected"], "-", color=COLORS[kind], alpha=0.4)
             ax3.plot(p["n"], p["measured"], "o", color=COLORS[kind], label=NAMES[kind])
-    loglog(
-        ax3,
-        "sequence length n",
-        "path length from token 1 to token n",
-        "Maximum path length, from gradients (dots; lines: expected)",
-    )
+    title = "Maximum path length, from gradients (dots; lines: expected)"
+    loglog(ax3, "sequence length n", "path length from token 1 to token n", title)
     return {"flops": fig, "sequential": fig2, "path_length": fig3}
 
 

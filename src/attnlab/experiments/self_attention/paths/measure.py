@@ -13,6 +13,7 @@ from torch import Tensor
 
 import attnlab.nn as ann
 from attnlab._checks import resolve_device
+from attnlab.experiments.base import measured
 from attnlab.experiments.fits import linear_fit, loglog_slope
 from attnlab.experiments.self_attention.paths.config import LAYERS, PAPER_EXPONENTS, PATH_LAYERS
 from attnlab.experiments.self_attention.paths.probes import (
@@ -87,25 +88,10 @@ def run(cfg: Any) -> dict[str, Any]:
             p["probes"].append({str(m): v for m, v in sorted(probes.items())})
 
     metrics, verdict, seq = _metrics(cfg, by_n, by_d, by_k, paths)
-    held = all(verdict.values())
-    return {
-        "held": held,
-        "metrics": metrics,
-        "device": "cpu",
-        "data": {
-            "flop_lengths": lengths,
-            "flop_widths": widths,
-            "kernel_sizes": list(cfg.kernel_sizes),
-            "flop_width": cfg.flop_width,
-            "flop_length": cfg.flop_length,
-            "by_n": by_n,
-            "by_d": by_d,
-            "by_k": by_k,
-            "paths": paths,
-            "sequential": seq,
-            "verdict": verdict,
-        },
-    }
+    sweeps = {"flop_lengths": lengths, "flop_widths": widths, "kernel_sizes": list(cfg.kernel_sizes)}
+    data = {**sweeps, "flop_width": cfg.flop_width, "flop_length": cfg.flop_length, "by_n": by_n, "by_d": by_d,
+            "by_k": by_k, "paths": paths, "sequential": seq}  # fmt: skip
+    return measured(verdict, metrics, data, "cpu")
 
 
 def _crossover(ns: list[int], a: list[int], b: list[int]) -> float | None:

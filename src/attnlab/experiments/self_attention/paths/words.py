@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from attnlab.experiments import words
 from attnlab.experiments.base import Words
 from attnlab.experiments.self_attention.paths.config import PAPER
-from attnlab.experiments.words import failed
+from attnlab.experiments.words import failed, fill
 
 TITLE = "Path lengths, sequential operations and cost per layer (Vaswani et al. Table 1)"
 CLAIM = (
@@ -89,27 +90,28 @@ def table(cfg: Any, r: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+SETUP = """
+Layers (batch 1): attnlab.nn.MultiHeadAttention ({cfg.heads} heads, naive SDPA so that every product is a counted
+kernel), attnlab.nn.RNN (tanh, input and hidden width d), a causal torch.nn.Conv1d(d, d, k={cfg.kernel_size}) and
+restricted attention (the same MHA with a band mask: the last {cfg.window} keys). (a) Forward FLOPs
+(torch.utils.flop_counter) at d={cfg.flop_width} for n in {cfg.flop_lengths}, at n={cfg.flop_length} for d in
+{cfg.flop_widths}, and for k in {cfg.kernel_sizes}; exponents by log-log least squares over each sweep. (b) Longest
+chain of dependent matrix products in one forward (a TorchDispatchMode tracking which tensors each op reads and
+writes), over the n sweep. (c) Path length, width d={cfg.path_width}, float64, for n in {cfg.path_lengths}
+(restricted attention up to n={cfg.restricted_max_length}): the smallest stack depth L (or, for the RNN, the fewest
+state-to-state transitions the gradient may flow through, by detaching the state before them) at which the gradient
+of u . y_n with respect to x_1 is nonzero; found by doubling and bisection, with the gradient exactly zero one below
+it. Stacks: PyTorch's initialisation, the backward taken layer by layer with the gradient at each position rescaled
+to unit norm after each (positive factors: the same wiring, no zero changes) so that it cannot underflow. RNN:
+orthogonal W_ih and W_hh, zero biases, inputs scaled by 0.01 (no vanishing: the question is whether a path exists,
+not how much survives it). Expected values: attention 1; restricted ceil((n-1)/(r-1)); contiguous convolution
+ceil((n-1)/(k-1)); dilated convolution (dilation k^l in layer l) ceil(log_k n); recurrent n-1. On the CPU whatever
+the device: counts and exact zeros do not depend on where they are computed.
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    return (
-        f"Layers (batch 1): attnlab.nn.MultiHeadAttention ({cfg.heads} heads, naive SDPA so that every product "
-        f"is a counted kernel), attnlab.nn.RNN (tanh, input and hidden width d), a causal torch.nn.Conv1d(d, d, "
-        f"k={cfg.kernel_size}) and restricted attention (the same MHA with a band mask: keys i-{cfg.window - 1}..i). "
-        f"(a) Forward FLOPs (torch.utils.flop_counter) at d={cfg.flop_width} for n in {list(cfg.flop_lengths)}, at "
-        f"n={cfg.flop_length} for d in {list(cfg.flop_widths)}, and for k in {list(cfg.kernel_sizes)}; exponents by "
-        "log-log least squares over each sweep. (b) Longest chain of dependent matrix products in one forward "
-        "(a TorchDispatchMode tracking which tensors each op reads and writes), over the n sweep. (c) Path "
-        f"length, width d={cfg.path_width}, float64, for n in {list(cfg.path_lengths)} (restricted attention up to "
-        f"n={cfg.restricted_max_length}): the smallest stack depth L (or, for the RNN, the fewest state-to-state "
-        "transitions the gradient may flow through, by detaching the state before them) at which the gradient "
-        "of u . y_n with respect to x_1 is nonzero; found by doubling and bisection, with the gradient exactly "
-        "zero one below it. Stacks: PyTorch's initialisation, the backward taken layer by layer with the "
-        "gradient at each position rescaled to unit norm after each (positive factors: the same wiring, no "
-        "zero changes) so that it cannot underflow. RNN: orthogonal W_ih and W_hh, zero biases, inputs scaled "
-        "by 0.01 (no vanishing: the question is whether a path exists, not how much survives it). Expected "
-        "values: attention 1; restricted ceil((n-1)/(r-1)); contiguous convolution ceil((n-1)/(k-1)); dilated "
-        "convolution (dilation k^l in layer l) ceil(log_k n); recurrent n-1. On the CPU whatever the device: "
-        "counts and exact zeros do not depend on where they are computed."
-    )
+    return fill(SETUP, cfg, r)
 
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:
@@ -143,32 +145,19 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+HEADLINE = """
+token 1 to token 100: attention layers / RNN steps | {m[path/attention/n=100]} / {m[path/recurrent/n=100]}
+path length at n = <n>: attention / recurrent / dilated conv | {m[path/attention/n=<n>]} / {m[path/recurrent/n=<n>]} /
+    {m[path/dilated/n=<n>]}
+FLOP exponents in n: attention core / recurrent / convolution | {m[flops_exponent/attention/n]:.2f} /
+    {m[flops_exponent/recurrent/n]:.2f} / {m[flops_exponent/convolution/n]:.2f}
+sequential matrix products per position: attention / recurrent | {m[seq_matmuls_per_position/attention]:g} /
+    {m[seq_matmuls_per_position/recurrent]:g}
+"""
+
+
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
-    m, n = r["metrics"], cfg.path_lengths[-1]
-    rows = []
-    if 100 in cfg.path_lengths:
-        rows.append(
-            (
-                "token 1 to token 100: attention layers / RNN steps",
-                f"{m['path/attention/n=100']} / {m['path/recurrent/n=100']}",
-            )
-        )
-    rows += [
-        (
-            f"path length at n = {n}: attention / recurrent / dilated conv",
-            f"{m[f'path/attention/n={n}']} / {m[f'path/recurrent/n={n}']} / {m[f'path/dilated/n={n}']}",
-        ),
-        (
-            "FLOP exponents in n: attention core / recurrent / convolution",
-            f"{m['flops_exponent/attention/n']:.2f} / {m['flops_exponent/recurrent/n']:.2f} / "
-            f"{m['flops_exponent/convolution/n']:.2f}",
-        ),
-        (
-            "sequential matrix products per position: attention / recurrent",
-            f"{m['seq_matmuls_per_position/attention']:g} / {m['seq_matmuls_per_position/recurrent']:g}",
-        ),
-    ]
-    return rows
+    return words.table(HEADLINE, cfg, r, n=cfg.path_lengths[-1])
 
 
 WORDS = Words(setup, summary, headline)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from attnlab._checks import resolve_device
+from attnlab.experiments.base import measured
 from attnlab.experiments.fits import loglog_slope
 from attnlab.functional import scaled_dot_product_attention
 
@@ -106,23 +107,10 @@ def run(cfg: Any) -> dict[str, Any]:
     }
     metrics = _metrics(cfg, variance, series, sweep)
     verdict = _verdict(cfg, metrics, variance, series, sweep)
-    held = all(verdict.values())
-    return {
-        "held": held,
-        "metrics": metrics,
-        "device": "cpu",
-        "data": {
-            "d_ks": list(cfg.d_ks),
-            "n_keys": S,
-            "log_n_keys": math.log(S),
-            "variance": variance,
-            "series": series,
-            "taus": list(cfg.taus),
-            "tau_d_k": cfg.tau_d_k,
-            "sweep": {key: [row[key] for row in sweep] for key in sweep[0]},
-            "verdict": verdict,
-        },
-    }
+    swept = {key: [row[key] for row in sweep] for key in sweep[0]}
+    data = {"d_ks": list(cfg.d_ks), "n_keys": S, "log_n_keys": math.log(S), "variance": variance, "series": series,
+            "taus": list(cfg.taus), "tau_d_k": cfg.tau_d_k, "sweep": swept}  # fmt: skip
+    return measured(verdict, metrics, data, "cpu")
 
 
 def _metrics(cfg: Any, variance: list[float], series: dict, sweep: list[dict]) -> dict[str, Any]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from attnlab.experiments.base import Words
 from attnlab.experiments.self_attention.scaling.measure import SATURATED
-from attnlab.experiments.words import closing
+from attnlab.experiments.words import closing, fill, table
 
 TITLE = "Why scale by 1/sqrt(d_k)"
 CLAIM = (
@@ -18,17 +17,19 @@ SOURCE = "Seed 001 (chapter 3), section 3.3; Vaswani et al. 2017, section 3.2.1 
 MAIN_FIGURE = "saturation"
 
 
+SETUP = """
+q and S={cfg.n_keys} keys with i.i.d. N(0,1) components (float64), {cfg.n_queries} queries per head size and seed,
+{cfg.seeds} seed(s), d_k in {cfg.d_ks}. Weights from attnlab's scaled_dot_product_attention (impl='naive',
+return_weights=True) with scale=1 (unscaled) and 1/sqrt(d_k) (scaled). Per row: entropy (max log S =
+{d[log_n_keys]:.3f}), largest weight, saturated if it exceeds {saturated:g}, and the Frobenius norm of the softmax
+Jacobian d weights / d scores (median and mean over rows). Variance of q.k pooled over all (query, key) pairs; slope
+of log var on log d_k by least squares. Temperature sweep at d_k={cfg.tau_d_k}: scale = 1/(tau sqrt(d_k)) for tau in
+{taus}. On the CPU whatever the device: the statistics of random scores do not depend on where they are computed.
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    return (
-        f"q and S={cfg.n_keys} keys with i.i.d. N(0,1) components (float64), {cfg.n_queries} queries per head size "
-        f"and seed, {cfg.seeds} seed(s), d_k in {list(cfg.d_ks)}. Weights from attnlab's scaled_dot_product_attention "
-        f"(impl='naive', return_weights=True) with scale=1 (unscaled) and 1/sqrt(d_k) (scaled). Per row: entropy "
-        f"(max log S = {math.log(cfg.n_keys):.3f}), largest weight, saturated if it exceeds {SATURATED:g}, and the "
-        f"Frobenius norm of the softmax Jacobian d weights / d scores (median and mean over rows). Variance of q.k "
-        f"pooled over all (query, key) pairs; slope of log var on log d_k by least squares. Temperature sweep at "
-        f"d_k={cfg.tau_d_k}: scale = 1/(tau sqrt(d_k)) for tau in {[f'{t:g}' for t in cfg.taus]}. On the CPU whatever "
-        "the device: the statistics of random scores do not depend on where they are computed."
-    )
+    return fill(SETUP, cfg, r, saturated=SATURATED, taus=", ".join(f"{t:g}" for t in cfg.taus))
 
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:
@@ -76,27 +77,20 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+HEADLINE = """
+slope of log Var(q.k) on log d_k (footnote 4: 1) | {m[variance_slope]:.3f}
+unscaled: softmax entropy at d_k = <d0> / <d1> (log S = {m[log_S]:.2f}) | {m[unscaled/entropy/<d0>]:.3f} /
+    {m[unscaled/entropy/<d1>]:.3f}
+unscaled: median softmax Jacobian at d_k = <d0> / <d1> | {m[unscaled/jacobian_median/<d0>]:.3g} /
+    {m[unscaled/jacobian_median/<d1>]:.3g}
+scaled: softmax entropy at d_k = <d0> / <d1> | {m[scaled/entropy/<d0>]:.3f} / {m[scaled/entropy/<d1>]:.3f}
+saturated rows at d_k = <d1>, unscaled / scaled | {m[unscaled/saturated_fraction/<d1>]:.0%} /
+    {m[scaled/saturated_fraction/<d1>]:.0%}
+"""
+
+
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
-    m, d0, d1 = r["metrics"], cfg.d_ks[0], cfg.d_ks[-1]
-    return [
-        ("slope of log Var(q.k) on log d_k (footnote 4: 1)", f"{m['variance_slope']:.3f}"),
-        (
-            f"unscaled: softmax entropy at d_k = {d0} / {d1} (log S = {m['log_S']:.2f})",
-            f"{m[f'unscaled/entropy/{d0}']:.3f} / {m[f'unscaled/entropy/{d1}']:.3f}",
-        ),
-        (
-            f"unscaled: median softmax Jacobian at d_k = {d0} / {d1}",
-            f"{m[f'unscaled/jacobian_median/{d0}']:.3g} / {m[f'unscaled/jacobian_median/{d1}']:.3g}",
-        ),
-        (
-            f"scaled: softmax entropy at d_k = {d0} / {d1}",
-            f"{m[f'scaled/entropy/{d0}']:.3f} / {m[f'scaled/entropy/{d1}']:.3f}",
-        ),
-        (
-            f"saturated rows at d_k = {d1}, unscaled / scaled",
-            f"{m[f'unscaled/saturated_fraction/{d1}']:.0%} / {m[f'scaled/saturated_fraction/{d1}']:.0%}",
-        ),
-    ]
+    return table(HEADLINE, cfg, r, d0=cfg.d_ks[0], d1=cfg.d_ks[-1])
 
 
 WORDS = Words(setup, summary, headline)

@@ -6,6 +6,7 @@ from itertools import pairwise
 from typing import Any
 
 from attnlab.experiments.base import Words
+from attnlab.experiments.words import fill, table
 
 TITLE = "Stacking blocks: parameters grow linearly, loss improves with size"
 CLAIM = (
@@ -16,20 +17,21 @@ SOURCE = "Seed 002 (chapter 4), section 4.3; Kaplan et al. 2020 for the power-la
 MAIN_FIGURE = "loss"
 
 
+SETUP = """
+attnlab GPT (pre-norm blocks, GELU FFN 4C, learned positions, tied head, biases) at width C={cfg.n_embd},
+{cfg.n_head} heads, context {cfg.block_size}, depths L in {cfg.depths}. Parameters: the models' own counts against L,
+least-squares line in exact arithmetic. Loss: each depth trained by the attnlab Trainer for the same
+{cfg.train.max_iters} iterations at batch {cfg.batch_size} (AdamW, lr {cfg.train.lr:g} -> {cfg.train.min_lr:g},
+{cfg.train.warmup_iters} warm-up, weight decay {cfg.train.weight_decay:g}, clip {cfg.train.grad_clip:g}, seed
+{cfg.seed}: the same batches and initialisation stream) on char-level Shakespeare ({d[chars]:,} characters,
+vocabulary {m[vocab_size]}; first 90% train, last 10% validate); validation loss over {cfg.train.eval_iters} batches
+at the end, against non-embedding parameters L(12C^2 + 13C); log-log least-squares slope. Measured on
+{r[device_name]}.
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    V, chars, tr = r["metrics"]["vocab_size"], r["data"]["chars"], cfg.train
-    return (
-        f"attnlab GPT (pre-norm blocks, GELU FFN 4C, learned positions, tied head, biases) at width "
-        f"C={cfg.n_embd}, {cfg.n_head} heads, context {cfg.block_size}, depths L in {list(cfg.depths)}. Parameters: "
-        f"the models' own counts against L, least-squares line in exact arithmetic. Loss: each depth trained by "
-        f"the attnlab Trainer for the same {tr.max_iters} iterations at batch {cfg.batch_size} (AdamW, lr "
-        f"{tr.lr:g} -> {tr.min_lr:g}, {tr.warmup_iters} warm-up, weight decay {tr.weight_decay:g}, clip "
-        f"{tr.grad_clip:g}, seed {cfg.seed}: "
-        f"the same batches and initialisation stream) on char-level Shakespeare ({chars:,} characters, vocabulary "
-        f"{V}; first 90% train, last 10% validate); validation loss over {tr.eval_iters} batches at the end, "
-        f"against non-embedding parameters L(12C^2 + 13C); log-log least-squares slope. Measured on "
-        f"{r['device_name']}."
-    )
+    return fill(SETUP, cfg, r)
 
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:
@@ -69,20 +71,17 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+HEADLINE = """
+parameters per block (formula 12C^2 + 13C) | {m[params_per_block]:,} ({m[params_per_block_formula]:,})
+largest residual from the line | {m[max_abs_residual]:g}
+validation loss, <depths> | <losses>
+log-log slope of loss on parameters | {m[loglog_slope_loss_vs_params]}
+"""
+
+
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
-    m = r["metrics"]
-    return [
-        (
-            "parameters per block (formula 12C^2 + 13C)",
-            f"{m['params_per_block']:,} ({m['params_per_block_formula']:,})",
-        ),
-        ("largest residual from the line", f"{m['max_abs_residual']:g}"),
-        (
-            "validation loss, " + " / ".join(f"L={d}" for d in cfg.depths),
-            " / ".join(f"{m[f'val_loss/L={d}']:.3f}" for d in cfg.depths),
-        ),
-        ("log-log slope of loss on parameters", m["loglog_slope_loss_vs_params"]),
-    ]
+    losses = " / ".join(f"{r['metrics'][f'val_loss/L={d}']:.3f}" for d in cfg.depths)
+    return table(HEADLINE, cfg, r, depths=" / ".join(f"L={d}" for d in cfg.depths), losses=losses)
 
 
 WORDS = Words(setup, summary, headline)

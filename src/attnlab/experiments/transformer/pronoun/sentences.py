@@ -21,43 +21,37 @@ class WinogradPair(NamedTuple):
     fillers: tuple[str, str]
 
 
-WINOGRAD_PAIRS = (
-    WinogradPair(
-        "The trophy didn't fit into the suitcase because it was too {}.", "trophy", "suitcase", ("large", "small")
-    ),
-    WinogradPair(
-        "The sculpture rolled off the shelf because it wasn't {}.", "sculpture", "shelf", ("anchored", "level")
-    ),
-    WinogradPair("The fish ate the worm because it was {}.", "fish", "worm", ("hungry", "tasty")),
-    WinogradPair(
-        "The table would not fit through the doorway because it was too {}.", "table", "doorway", ("wide", "narrow")
-    ),
-    WinogradPair("The bird could not fly over the wall because it was too {}.", "bird", "wall", ("tired", "high")),
-    WinogradPair("The boat could not sail under the bridge because it was too {}.", "boat", "bridge", ("tall", "low")),
-    WinogradPair("The cake did not fit in the box because it was too {}.", "cake", "box", ("big", "small")),
-    WinogradPair("The medicine did not cure the cough because it was too {}.", "medicine", "cough", ("weak", "severe")),
-    WinogradPair("The blanket did not cover the bed because it was too {}.", "blanket", "bed", ("small", "big")),
-    WinogradPair("The shelf could not hold the book because it was too {}.", "shelf", "book", ("flimsy", "heavy")),
-    WinogradPair("The rope could not hold the piano because it was too {}.", "rope", "piano", ("thin", "heavy")),
-    WinogradPair("The hammer could not break the stone because it was too {}.", "hammer", "stone", ("light", "hard")),
-    WinogradPair("The paint did not hide the stain because it was too {}.", "paint", "stain", ("thin", "dark")),
-    WinogradPair(
-        "The computer could not run the game because it was too {}.", "computer", "game", ("old", "demanding")
-    ),
-    WinogradPair(
-        "The plant did not survive the winter because it was too {}.", "plant", "winter", ("delicate", "harsh")
-    ),
-    WinogradPair("The bridge could not carry the truck because it was too {}.", "bridge", "truck", ("weak", "heavy")),
-    WinogradPair("The knife could not cut the bread because it was too {}.", "knife", "bread", ("blunt", "hard")),
-    WinogradPair(
-        "The umbrella did not keep out the rain because it was too {}.", "umbrella", "rain", ("small", "heavy")
-    ),
-    WinogradPair("The horse could not pull the cart because it was too {}.", "horse", "cart", ("weak", "heavy")),
-    WinogradPair("The phone did not fit in the pocket because it was too {}.", "phone", "pocket", ("big", "small")),
-    WinogradPair("The fox could not catch the rabbit because it was too {}.", "fox", "rabbit", ("slow", "fast")),
-    WinogradPair("The lamp could not light the hall because it was too {}.", "lamp", "hall", ("dim", "large")),
-    WinogradPair("The glass shattered on the floor because it was so {}.", "glass", "floor", ("fragile", "hard")),
-    WinogradPair("The snake could not swallow the egg because it was too {}.", "snake", "egg", ("small", "big")),
+# Hand-written pairs: the sentence with {} for the word after "it", the first and the second candidate, the word
+# that makes "it" the first and the word that makes it the second.
+_PAIRS = """
+The trophy didn't fit into the suitcase because it was too {}. | trophy | suitcase | large | small
+The sculpture rolled off the shelf because it wasn't {}. | sculpture | shelf | anchored | level
+The fish ate the worm because it was {}. | fish | worm | hungry | tasty
+The table would not fit through the doorway because it was too {}. | table | doorway | wide | narrow
+The bird could not fly over the wall because it was too {}. | bird | wall | tired | high
+The boat could not sail under the bridge because it was too {}. | boat | bridge | tall | low
+The cake did not fit in the box because it was too {}. | cake | box | big | small
+The medicine did not cure the cough because it was too {}. | medicine | cough | weak | severe
+The blanket did not cover the bed because it was too {}. | blanket | bed | small | big
+The shelf could not hold the book because it was too {}. | shelf | book | flimsy | heavy
+The rope could not hold the piano because it was too {}. | rope | piano | thin | heavy
+The hammer could not break the stone because it was too {}. | hammer | stone | light | hard
+The paint did not hide the stain because it was too {}. | paint | stain | thin | dark
+The computer could not run the game because it was too {}. | computer | game | old | demanding
+The plant did not survive the winter because it was too {}. | plant | winter | delicate | harsh
+The bridge could not carry the truck because it was too {}. | bridge | truck | weak | heavy
+The knife could not cut the bread because it was too {}. | knife | bread | blunt | hard
+The umbrella did not keep out the rain because it was too {}. | umbrella | rain | small | heavy
+The horse could not pull the cart because it was too {}. | horse | cart | weak | heavy
+The phone did not fit in the pocket because it was too {}. | phone | pocket | big | small
+The fox could not catch the rabbit because it was too {}. | fox | rabbit | slow | fast
+The lamp could not light the hall because it was too {}. | lamp | hall | dim | large
+The glass shattered on the floor because it was so {}. | glass | floor | fragile | hard
+The snake could not swallow the egg because it was too {}. | snake | egg | small | big
+"""
+WINOGRAD_PAIRS = tuple(
+    WinogradPair(text, first, second, (to_first, to_second))
+    for text, first, second, to_first, to_second in (line.split(" | ") for line in _PAIRS.strip().splitlines())
 )
 
 

@@ -8,6 +8,7 @@ from attnlab.data.pronoun import FRAMES, HELD_OUT_ADJECTIVES, HELD_OUT_NOUNS
 from attnlab.experiments.base import Words
 from attnlab.experiments.transformer.pronoun.measure import head_name
 from attnlab.experiments.transformer.pronoun.sentences import WINOGRAD_PAIRS
+from attnlab.experiments.words import fill, table
 
 TITLE = 'Attention links "it" to its referent'
 CLAIM = (
@@ -27,33 +28,33 @@ def _to_adjective(seed: dict[str, Any]) -> str:
     return f"'it' put a mean weight of {table[layer][head]:.2f} on the adjective in {head_name([layer, head])}"
 
 
+SETUP = """
+Minimal pairs from {frames} frames (3 of which take either noun order) with 16 + 16 training nouns and 12 + 12
+training adjectives; held-out test pairs made only of held-out words ({nouns} nouns, {adjectives} adjectives) that the
+model met only in masked-word lexicon sentences ({cfg.lexicon_fraction:.0%} of every batch), never in a pronoun
+pair. Model: word embedding + learned positions, {cfg.num_layers} pre-norm attnlab TransformerEncoderLayer blocks
+(d_model {cfg.d_model}, {cfg.nhead} heads, bidirectional), tied output; trained to name the referent at 'it' (and the
+hidden word at [MASK]), {cfg.train.max_iters} AdamW steps (attnlab Trainer, lr {cfg.train.lr:g}, warm-up + cosine),
+batch {cfg.batch_size}, {cfg.seeds} seed(s). Resolution: referent's logit at 'it' above the other candidate's (chance
+0.5), on {sentences} validation sentences of training words and {sentences} held-out sentences. Attention: the row of
+'it' per layer and head (need_weights=True); the head with the largest mean weight on the referent minus the other
+candidate on validation sentences is scored on held-out ones (share of sentences where it weights the referent
+more). Trained on {r[device_name]}.
+"""
+PRETRAINED = """
+Pretrained encoder: all-MiniLM-L6-v2 (6 layers x 12 heads, pretrained, not fine-tuned here) read
+{m[pretrained/sentences]} sentences: {cfg.pretrained_pairs} generated minimal pairs (the animal/street frames) and
+{winograd} hand-written Winograd-style pairs. For every head, the weight from 'it' on each candidate noun's word
+pieces; a head resolves a sentence when the referent gets more. The best head is chosen on a random half of the
+pairs and its accuracy reported on the other half.
+"""
+
+
 def setup(cfg: Any, r: dict[str, Any]) -> str:
-    tr = cfg.train
-    text = (
-        f"Minimal pairs from {len(FRAMES)} frames (3 of which take either noun order) with 16 + 16 training nouns "
-        f"and 12 + 12 training adjectives; held-out test pairs made only of held-out words ({len(HELD_OUT_NOUNS)} "
-        f"nouns, {len(HELD_OUT_ADJECTIVES)} adjectives) that the model met only in masked-word lexicon sentences "
-        f"({cfg.lexicon_fraction:.0%} of every batch), never in a pronoun pair. Model: word embedding + learned "
-        f"positions, {cfg.num_layers} pre-norm attnlab TransformerEncoderLayer blocks (d_model {cfg.d_model}, "
-        f"{cfg.nhead} heads, bidirectional), tied output; trained to name the referent at 'it' (and the hidden "
-        f"word at [MASK]), {tr.max_iters} AdamW steps (attnlab Trainer, lr {tr.lr:g}, warm-up + cosine), "
-        f"batch {cfg.batch_size}, {cfg.seeds} seed(s). Resolution: referent's logit at 'it' above the other "
-        f"candidate's (chance 0.5), on {2 * cfg.eval_pairs} validation sentences of training words and "
-        f"{2 * cfg.eval_pairs} held-out sentences. Attention: the row of 'it' per layer and head "
-        f"(need_weights=True); the head with the largest mean weight on the referent minus the other candidate "
-        f"on validation sentences is scored on held-out ones (share of sentences where it weights the referent "
-        f"more). Trained on {r['device_name']}."
-    )
+    counts = {"frames": len(FRAMES), "nouns": len(HELD_OUT_NOUNS), "adjectives": len(HELD_OUT_ADJECTIVES)}
+    text = fill(SETUP, cfg, r, sentences=2 * cfg.eval_pairs, **counts)
     if "pretrained" in r["data"]:
-        m = r["metrics"]
-        text += (
-            f" Pretrained encoder: all-MiniLM-L6-v2 (6 layers x 12 heads, pretrained, not fine-tuned here) read "
-            f"{m['pretrained/sentences']} sentences: {cfg.pretrained_pairs} generated minimal pairs (the animal/street "
-            f"frames) and {len(WINOGRAD_PAIRS)} hand-written Winograd-style pairs. For every head, the weight from "
-            "'it' "
-            "on each candidate noun's word pieces; a head resolves a sentence when the referent gets more. The best "
-            "head is chosen on a random half of the pairs and its accuracy reported on the other half."
-        )
+        text += " " + fill(PRETRAINED, cfg, r, winograd=len(WINOGRAD_PAIRS))
     return text
 
 
@@ -161,26 +162,18 @@ def pretrained_summary(metrics: dict[str, Any]) -> str:
     )
 
 
+HEADLINE = """
+resolved by the model: training words / held-out words | {m[val/accuracy]:.3f} / {m[heldout/accuracy]:.3f}
+strongest link from 'it' on the referent (held-out) | {m[attention/strongest_link/heldout]:.1%}
+best single head, chosen on validation (held-out) | {m[attention/best_head/heldout_resolution]:.1%}
+seeds | {cfg.seeds}
+all-MiniLM-L6-v2, head {m[pretrained/best_head]} on held-out pairs (p) | {m[pretrained/best_head_heldout_accuracy]:.0%}
+    ({m[pretrained/best_head_heldout_sign_test_p]:.2g})
+"""
+
+
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
-    m = r["metrics"]
-    rows = [
-        (
-            "resolved by the model: training words / held-out words",
-            f"{m['val/accuracy']:.3f} / {m['heldout/accuracy']:.3f}",
-        ),
-        ("strongest link from 'it' on the referent (held-out)", f"{m['attention/strongest_link/heldout']:.1%}"),
-        ("best single head, chosen on validation (held-out)", f"{m['attention/best_head/heldout_resolution']:.1%}"),
-        ("seeds", len(r["data"]["seeds"])),
-    ]
-    if "pretrained/best_head" in m:
-        rows.append(
-            (
-                f"all-MiniLM-L6-v2, head {m['pretrained/best_head']} on held-out pairs (p)",
-                f"{m['pretrained/best_head_heldout_accuracy']:.0%} "
-                f"({m['pretrained/best_head_heldout_sign_test_p']:.2g})",
-            )
-        )
-    return rows
+    return table(HEADLINE, cfg, r)
 
 
 WORDS = Words(setup, summary, headline)
