@@ -1,8 +1,8 @@
 """Experiment ``bottleneck``: the tiny profile measures the claim, the equal-parameter rule, the verdicts, the
 German -> English part on a small corpus file (and a missing one), the figures from the saved JSON.
 
-The tiny profile (reverse, lengths 2-10, 300 steps, 30k parameters each) was checked on seeds 0-2 while developing:
-the no-attention model scored 1.00 at length 3 and 0.00-0.01 at length 10, Bahdanau's 0.88-0.97 at length 10.
+The tiny profile (reverse, lengths 2-10, 300 steps, 30k parameters each) asserts what held over the seed/thread
+sweep (see ``test_tiny_no_attention_falls_with_length_attention_holds``).
 """
 
 import json
@@ -33,17 +33,23 @@ def tiny(tiny_result):
 
 
 def test_tiny_no_attention_falls_with_length_attention_holds(tiny):
+    """Swept over seeds 0-19 (31 runs: seeds 0-10 at 1 and 2 threads, 11-19 at 1; the models run on one thread,
+    and the 1- and 2-thread runs agreed to the last digit): exact match at length 3, no attention 0.95-1.00 and
+    Bahdanau 0.99-1.00 (asserted >= 0.8); no attention at length 10 0.00-0.01 of its length-3 accuracy (asserted
+    < 0.5); Bahdanau minus no attention at length 10 0.67-0.99 (asserted >= 0.5); per-token accuracy never below
+    exact match. The verdict held in 30 of 31 runs: in seed 17 Bahdanau's accuracy at length 10 was 0.67 of its
+    1.00 at length 3, below the verdict's 0.75, so neither that ratio nor ``held`` is asserted for one seed."""
     acc = {m: r["accuracy"] for m, r in tiny["data"]["synthetic"].items()}
     assert tiny["data"]["lengths"] == [3, 6, 10]
     assert acc["none"][0] >= 0.8 and acc["bahdanau"][0] >= 0.8  # both learn the short strings
     assert acc["none"][-1] < 0.5 * acc["none"][0]  # the fixed vector breaks down
-    assert acc["bahdanau"][-1] >= 0.75 * acc["bahdanau"][0]  # attention holds
-    assert acc["bahdanau"][-1] >= acc["none"][-1] + 0.5
+    assert acc["bahdanau"][-1] >= acc["none"][-1] + 0.5  # attention keeps what the fixed vector loses
     assert tiny["data"]["breakdown_length"] == breakdown_length([3, 6, 10], acc["none"], 0.5) is not None
     # per-token accuracy: a string that is not exactly right still has most tokens right with attention
     tok = tiny["data"]["synthetic"]["bahdanau"]["token_accuracy"]
     assert all(t >= a for t, a in zip(tok, acc["bahdanau"], strict=True))
-    assert tiny["held"] is True and tiny["metrics"]["held/synthetic"] is True
+    verdict = judge_synthetic(Config.for_profile("tiny"), tiny["data"]["synthetic"])[0]
+    assert tiny["held"] is tiny["metrics"]["held/synthetic"] is verdict
     assert tiny["metrics"]["held/de-en"] is None and tiny["data"]["de_en"]["status"] == "skipped"
 
 
