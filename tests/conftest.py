@@ -1,7 +1,30 @@
 """Shared test fixtures."""
 
+import os
+
 import pytest
 import torch
+
+# impl="triton" on CPU tensors runs in Triton's interpreter, which Triton selects when it is first imported: without
+# CUDA, set it before any test imports triton (tests/functional/test_flash_triton.py). Nothing else uses Triton.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Each equivalence test runs on the CPU and, where CUDA is present, on the GPU too (CI has no GPU; a GPU
+    machine runs the same suite unchanged). On CUDA, TF32 is switched off for the test so the references (torch's
+    own modules, float64 copies) compute in true float32, as on the CPU; the setting is restored after."""
+    if request.param == "cuda":
+        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        yield "cuda"
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+    else:
+        yield "cpu"
 
 
 @pytest.fixture(scope="module")

@@ -208,13 +208,16 @@ def test_bench_prints_tables_and_writes_json(monkeypatch, tmp_path, capsys):
     calls = []
     bench = types.ModuleType("attnlab.bench")
     bench.names = lambda: ["sdpa", "lstm"]
-    bench.run = lambda name, *, quick=False: calls.append((name, quick)) or {"name": name, "ratio": 1.25}
+    bench.CPU_ONLY = set()
+    bench.run = lambda name, *, quick=False, device: (
+        calls.append((name, quick, device)) or {"name": name, "ratio": 1.25}
+    )
     bench.to_markdown = lambda name, result: f"| {name} | {result['ratio']} |"
     monkeypatch.setitem(sys.modules, "attnlab.bench", bench)
 
-    assert main(["bench", "lstm", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["bench", "lstm", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
 
-    assert calls == [("lstm", True)]
+    assert calls == [("lstm", True, "cpu")]
     assert "| lstm | 1.25 |" in capsys.readouterr().out
     assert json.loads((tmp_path / "lstm.json").read_text()) == {"name": "lstm", "ratio": 1.25}
     assert not (tmp_path / "sdpa.json").exists()
@@ -225,13 +228,14 @@ def test_bench_prints_tables_and_writes_json(monkeypatch, tmp_path, capsys):
 
 
 def test_bench_missing_reference_is_one_line_when_named_and_skipped_otherwise(monkeypatch, tmp_path, capsys):
-    def run(name, *, quick=False):
+    def run(name, *, quick=False, device="cpu"):
         if name == "encoder":
             raise ImportError("bench encoder: the reference is transformers' BertModel; pip install transformers")
         return {"name": name}
 
     bench = types.ModuleType("attnlab.bench")
     bench.names = lambda: ["rnn", "encoder"]
+    bench.CPU_ONLY = set()
     bench.run = run
     bench.to_markdown = lambda name, result: f"| {name} |"
     monkeypatch.setitem(sys.modules, "attnlab.bench", bench)
@@ -242,3 +246,18 @@ def test_bench_missing_reference_is_one_line_when_named_and_skipped_otherwise(mo
     captured = capsys.readouterr()
     assert "| rnn |" in captured.out and "skipped encoder" in captured.err
     assert (tmp_path / "rnn.json").exists() and not (tmp_path / "encoder.json").exists()
+
+
+@pytest.mark.parametrize("device", ["cuda:7", "tpu"])
+def test_bench_refuses_a_missing_or_misspelled_device_in_one_line(device, tmp_path, capsys):
+    """``--device cuda:7`` with fewer GPUs (or none) names the device and what this machine has; exit 2."""
+    assert main(["bench", "gpt", "--device", device, "--out", str(tmp_path / "b")]) == 2
+    err = one_line_error(capsys)
+    assert device in err and ("available: cpu" in err or "expected 'cpu', 'cuda', 'cuda:N' or 'auto'" in err)
+    assert not (tmp_path / "b" / "gpt.json").exists()
+
+
+def test_bench_gemm_is_cpu_only():
+    from attnlab import bench
+
+    assert "gemm" in bench.CPU_ONLY

@@ -58,7 +58,8 @@ def test_train_writes_checkpoint_config_and_results(tmp_path, capsys, monkeypatc
     state = read_checkpoint(tmp_path / "run/ckpt.safetensors")[0]["state"]
     assert state["iter"] == 6 and state["kind"] == "gpt"
     assert state["tokenizer"] == {"kind": "char", "vocab": sorted(set(text.read_text()))}
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["ckpt.safetensors", "config.json", "results.json"]
+    files = ["best.safetensors", "ckpt.safetensors", "config.json", "results.json"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == files
 
 
 def test_train_into_an_existing_run_is_refused(run_dir, capsys):
@@ -272,3 +273,54 @@ def test_train_with_bpe_then_sample_and_resume(tmp_path, capsys):
     assert main(["sample", str(out), "--prompt", "the ☃", "--max-new-tokens", "5"]) == 0  # any character encodes
     assert capsys.readouterr().out.startswith("the ☃")
     assert main(["resume", str(out)]) == 0  # nothing left to train; the tokenizer is rebuilt from the checkpoint
+
+
+def test_best_checkpoint_holds_the_lowest_validation_loss_and_samples(run_dir, capsys):
+    """best.safetensors: the weights of the evaluation with the lowest val loss (nanoGPT keeps those), written with
+    the same JSON state as ckpt.safetensors, so `sample` (and `viz`) read it like the last checkpoint."""
+    results = json.loads((run_dir / "results.json").read_text())
+    best_eval = min(results["history"], key=lambda h: h["val"])
+    meta, tensors = read_checkpoint(run_dir / "best.safetensors")
+    assert meta["state"]["best"]["iter"] == best_eval["iter"]
+    assert meta["state"]["best"]["val"] == pytest.approx(best_eval["val"]) == results["best_val"]
+    assert meta["state"]["kind"] == "gpt" and "param_groups" not in meta  # weights only: not for resuming
+    assert not any(k.startswith("optim.") for k in tensors)
+    argv = [
+        "sample",
+        str(run_dir / "best.safetensors"),
+        "--prompt",
+        "my",
+        "--max-new-tokens",
+        "10",
+        "--temperature",
+        "0",
+    ]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("my")
+
+
+def test_best_checkpoint_follows_the_validation_loss(tmp_path, monkeypatch):
+    """A validation loss that rises after its minimum leaves best.safetensors at the minimum; one that falls again
+    replaces it (the trainer's evaluation is replaced by a scripted sequence)."""
+    from attnlab.train import loop
+
+    vals = iter([3.0, 2.0, 2.5, 1.5])
+    monkeypatch.setattr(loop.Trainer, "evaluate", lambda self: {"train": 0.0, "val": next(vals)})
+    text = write_text(tmp_path / "verse.txt")
+    seen = []
+    original = loop.Trainer.save_best
+
+    def spy(self, losses):
+        seen.append((self.iter, losses["val"]))
+        original(self, losses)
+
+    monkeypatch.setattr(loop.Trainer, "save_best", spy)
+    argv = ["train", "gpt", "--text", str(text), "--out", str(tmp_path / "run"), *TINY]
+    argv[argv.index("--max-iters") + 1], argv[argv.index("--eval-interval") + 1] = "8", "2"
+    assert main(argv) == 0
+    assert seen == [(2, 3.0), (4, 2.0), (8, 1.5)]
+    assert read_checkpoint(tmp_path / "run" / "best.safetensors")[0]["state"]["best"] == {
+        "iter": 8,
+        "train": 0.0,
+        "val": 1.5,
+    }

@@ -12,6 +12,22 @@ def shape_str(x: Tensor) -> str:
     return "(" + ", ".join(str(s) for s in x.shape) + ")"
 
 
+def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
+    """numpy's broadcasting of shapes, in plain Python (``torch.broadcast_shapes`` goes through symbolic-shape
+    guards that cost ~0.1 ms a call: too much for a check on every decoded token). Raises ValueError."""
+    out: list[int] = []
+    for shape in shapes:
+        shape = list(shape)
+        if len(shape) > len(out):
+            out = [1] * (len(shape) - len(out)) + out
+        for i, n in enumerate(shape, start=len(out) - len(shape)):
+            if out[i] == 1:
+                out[i] = n
+            elif n != 1 and n != out[i]:
+                raise ValueError(f"shapes do not broadcast: {[tuple(s) for s in shapes]}")
+    return tuple(out)
+
+
 def check_tensor(name: str, x: object) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
@@ -36,11 +52,30 @@ def check_shape(name: str, x: Tensor, expected: Sequence[int], meaning: str = ""
         raise ValueError(f"{name}: expected shape ({', '.join(str(s) for s in expected)}){hint}, got {shape_str(x)}")
 
 
+def autocast_enabled(x: Tensor) -> bool:
+    """Whether ``torch.autocast`` is on for ``x``'s device: then matmuls run in its low precision and a module's
+    floating-point operands may differ in dtype (a float32 state meeting a bfloat16 product), as in torch's modules."""
+    return torch.is_autocast_enabled(x.device.type)
+
+
 def check_same_dtype_device(name: str, x: Tensor, ref: Tensor, ref_name: str = "input") -> None:
-    if x.dtype != ref.dtype:
+    """Same device always; same dtype unless autocast is on and both are floating point (it casts the products)."""
+    mixed_ok = x.is_floating_point() and ref.is_floating_point() and autocast_enabled(ref)
+    if x.dtype != ref.dtype and not mixed_ok:
         raise TypeError(f"{name}: expected dtype {ref.dtype} (that of {ref_name}), got {x.dtype}")
     if x.device != ref.device:
         raise ValueError(f"{name}: expected device {ref.device} (that of {ref_name}), got {x.device}")
+
+
+#: How a module with a hand-derived backward is differentiated: ``"manual"`` (the backward written out) or
+#: ``"autograd"`` (autograd through the forward). The SDPA spells the same choice ``impl="manual"``.
+BACKWARDS = ("autograd", "manual")
+
+
+def check_backward(backward: object) -> str:
+    if backward not in BACKWARDS:
+        raise ValueError(f"backward: expected one of {BACKWARDS}, got {backward!r}")
+    return backward
 
 
 def check_positive_int(name: str, value: object, minimum: int = 1) -> int:

@@ -1,4 +1,5 @@
-"""The ``attnlab`` command line: ``report``, ``exp``, ``train``, ``resume``, ``sample``, ``bench``, ``viz``.
+"""The ``attnlab`` command line: ``report``, ``exp``, ``train``, ``resume``, ``sample``, ``bench``, ``viz``,
+``practice``, ``exercises`` and ``check``.
 
 Bad input (an unknown name, a bad option value, an out-of-range config) prints one line,
 ``attnlab: error: <message>``, to stderr and exits with status 2; an experiment that fails inside a report
@@ -70,7 +71,10 @@ def _dispatch(argv: list[str]) -> int:
     parser = _build_parser()
     args, extras = parser.parse_known_args(argv)
     if args.command is None:
-        raise UsageError("a command is required: report, exp, train, resume, sample, bench or viz (see attnlab --help)")
+        raise UsageError(
+            "a command is required: report, exp, train, resume, sample, bench, viz, practice, exercises or check "
+            "(see attnlab --help)"
+        )
     if args.command == "exp":
         return _cmd_exp(args, argv[argv.index("exp") + 1 :])
     if args.command == "train":
@@ -85,6 +89,10 @@ def _dispatch(argv: list[str]) -> int:
         return _cmd_sample(args)
     if args.command == "viz":
         return _cmd_viz(args)
+    if args.command == "practice":
+        return _cmd_practice(args)
+    if args.command in ("exercises", "check"):
+        return _cmd_exercises(args) if args.command == "exercises" else _cmd_check(args)
     return _cmd_bench(args)
 
 
@@ -140,6 +148,7 @@ def _build_parser() -> _Parser:
     bench = sub.add_parser("bench", help="benchmarks as ratio tables against the PyTorch built-ins")
     bench.add_argument("names", nargs="*", metavar="NAME", help="default: all")
     bench.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
+    bench.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N; default: auto")
     bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="default: runs/bench")
 
     viz = sub.add_parser("viz", help="write a standalone attention viewer (one HTML file) for a sentence")
@@ -151,6 +160,19 @@ def _build_parser() -> _Parser:
         help="minilm (all-MiniLM-L6-v2, the default) or a GPT or seq2seq checkpoint (a file or its run folder)",
     )
     viz.add_argument("--out", type=Path, default=Path("attention.html"), help="default: attention.html")
+
+    practice = sub.add_parser(
+        "practice", help="write the lesson's practice page: flashcards and the pronoun exercise (one HTML file)"
+    )
+    practice.add_argument("--out", type=Path, default=Path("practice.html"), help="default: practice.html")
+    practice.add_argument(
+        "--results",
+        type=Path,
+        metavar="PATH",
+        help="an attnlab report's results.json (or its folder) for the cards' measured numbers "
+        "(default: runs/report/results.json when it exists)",
+    )
+    _add_exercise_parsers(sub)
     return parser
 
 
@@ -455,12 +477,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     unknown = [n for n in args.names if n not in available]
     if unknown:
         raise UsageError(f"bench: expected names among {', '.join(available)}; got {', '.join(unknown)}")
+    from attnlab._checks import resolve_device
+
+    with _user_input():
+        device = resolve_device(args.device)
+    cpu_only = [n for n in args.names if n in bench.CPU_ONLY]
+    if cpu_only and device != "cpu":
+        raise UsageError(f"--device: {', '.join(cpu_only)} measures the CPU only; run it with --device cpu")
+    gpu_only = [n for n in args.names if n in getattr(bench, "GPU_ONLY", ())]
+    if gpu_only and not device.startswith("cuda"):
+        raise UsageError(f"--device: {', '.join(gpu_only)} times GPU kernels; run it with --device cuda (needs CUDA)")
     defaults = getattr(bench, "default_names", bench.names)()
-    selected = args.names or defaults
+    selected = args.names or [n for n in defaults if device == "cpu" or n not in bench.CPU_ONLY]
     args.out.mkdir(parents=True, exist_ok=True)
     for name in selected:
         try:
-            result = bench.run(name, quick=args.quick)
+            result = bench.run(name, quick=args.quick, device=device)
         except ImportError as exc:  # a reference (e.g. transformers for `encoder`) is not installed
             if args.names:
                 raise UsageError(str(exc)) from exc
@@ -492,6 +524,116 @@ def _cmd_viz(args: argparse.Namespace) -> int:
         payloads = sentence_payloads(args.sentence, args.model)
     except _USER_ERRORS as exc:  # an empty sentence, a missing or foreign checkpoint, untokenizable text
         raise UsageError(str(exc)) from exc
-    path = AttentionView(payloads).save(args.out)
+    try:
+        path = AttentionView(payloads).save(args.out)
+    except ValueError as exc:  # --out is a folder, or a file stands where its folder should be
+        raise UsageError(str(exc)) from exc
     print(f"viewer: {path} ({len(payloads[0]['query_tokens'])} tokens)")
     return 0
+
+
+# ----------------------------------------------------------------------------------------------- practice
+
+
+def _cmd_practice(args: argparse.Namespace) -> int:
+    from attnlab.models import Encoder
+    from attnlab.report.practice import check_out, find_results, load_results, write_practice
+
+    try:  # a bad --out or --results, or the pretrained encoder not installed
+        out = check_out(args.out)
+        results_path = find_results(args.results)
+        results = None if results_path is None else load_results(results_path)
+        encoder = Encoder.from_pretrained()
+    except _USER_ERRORS as exc:
+        raise UsageError(str(exc)) from exc
+    path = write_practice(out, results, results_path, encoder=encoder)
+    measured = f"measured numbers from {results_path}" if results_path else "no report results (see the page)"
+    print(f"practice: {path} ({measured})")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- exercises, check
+
+_EXERCISES_DIR = Path("attnlab-exercises")
+
+
+def _add_exercise_parsers(sub: Any) -> None:
+    """``attnlab exercises [start NAME | solution NAME]`` and ``attnlab check NAME [FILE]``."""
+    exercises = sub.add_parser(
+        "exercises",
+        help="the exercises with your status; `start NAME` writes a skeleton, `solution NAME` shows one",
+        description="Without an ACTION: the exercises by section, with your status (from the files in --dir).",
+    )
+    exercises.add_argument("--dir", type=Path, default=_EXERCISES_DIR, help=f"your folder (default: {_EXERCISES_DIR})")
+    actions = exercises.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    start = actions.add_parser("start", help="write NAME's skeleton: task, equation, shapes, signature")
+    start.add_argument("name", metavar="NAME")
+    start.add_argument("--dir", type=Path, default=argparse.SUPPRESS, help=f"default: {_EXERCISES_DIR}")
+    start.add_argument("--force", action="store_true", help="overwrite an existing file")
+    solution = actions.add_parser("solution", help="show NAME's reference solution (the library's code)")
+    solution.add_argument("name", metavar="NAME")
+
+    check = sub.add_parser("check", help="check your solution of an exercise (exit 0 only when every check passes)")
+    check.add_argument("name", metavar="NAME")
+    check.add_argument("file", nargs="?", type=Path, metavar="FILE", help=f"default: {_EXERCISES_DIR}/NAME.py")
+    check.add_argument("--json", action="store_true", help="print a machine-readable result (for autograders)")
+    check.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="time limit for your code, in seconds (default: 60)"
+    )
+    check.add_argument("--seed", type=int, help="reproduce a run's random inputs")
+
+
+def _cmd_exercises(args: argparse.Namespace) -> int:
+    from attnlab import exercises
+    from attnlab.exercises import skeleton, status
+
+    if args.action is None:
+        sections = exercises.by_section()
+        width = max(len(ex.title) for items in sections.values() for ex in items)
+        for section, items in sections.items():
+            print(f"{section}  {exercises.SECTIONS[section]}")
+            for ex in items:
+                print(f"  {ex.name:<29} {ex.title:<{width}}  {status.status(ex.name, args.dir)}")
+            print()
+        start = f"{PROG} exercises start NAME" + ("" if args.dir == _EXERCISES_DIR else f" --dir {args.dir}")
+        print(f"your folder: {args.dir}  (start one: {start}; check it: {PROG} check NAME {args.dir / 'NAME.py'})")
+        return 0
+    with _user_input():
+        ex = exercises.get(args.name)
+    if args.action == "solution":
+        print(skeleton.solution(ex), end="")
+        return 0
+    path = args.dir / f"{ex.name}.py"
+    if path.exists() and not args.force:
+        raise UsageError(f"start: {path} exists; pass --force to overwrite it")
+    from attnlab.fileio import atomic_write
+
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(skeleton.skeleton(ex, path))
+    print(f"wrote {path}")
+    print(f"check it with: {PROG} check {ex.name} {path}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from attnlab.exercises import check_name, status
+    from attnlab.exercises.isolation import check_file
+
+    with _user_input():
+        name = check_name(args.name)
+    path = args.file if args.file is not None else _EXERCISES_DIR / f"{name}.py"
+    if not path.is_file():
+        raise UsageError(f"check: no file {path} (write one with: {PROG} exercises start {name})")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout: expected a number of seconds > 0, got {args.timeout}")
+    result = check_file(name, path, args.timeout, args.seed)
+    status.record(path, result)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0 if result.passed else EXIT_FAILED
+    if result.error is not None:
+        return _fail(result.error, EXIT_FAILED)
+    print(result.table())
+    return 0 if result.passed else EXIT_FAILED

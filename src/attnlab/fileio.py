@@ -34,6 +34,18 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[str]:
         raise
 
 
+def check_file_path(path: str | os.PathLike[str], name: str = "--out", example: str = "out.html") -> Path:
+    """A path a file may be written to (an existing file is replaced); a folder there, or a file in the way of
+    its folder, is a ValueError naming ``name``: nothing a user made is replaced by a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name}: {path} is a folder; expected a file path such as {path / example}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{name}: {parent} is a file, not a folder; cannot write {path}")
+    return path
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write JSON atomically (NaN and infinity are refused: JSON has neither)."""
     with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:

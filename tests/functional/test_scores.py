@@ -4,6 +4,10 @@ Every case compares forward (context and weights) and backward (the gradient of 
 context and the weights) with :mod:`classic_reference`, which computes one score per position in a Python loop.
 Shapes: B batch, T decoder steps (None: a (B, Dq) one-step query), S source positions, Dq/Dk/Dv query, key and
 value sizes, A attention size.
+
+Devices: the comparisons run ours on every device of the ``device`` fixture (:func:`ours_on` moves the inputs
+there and the results back, differentiably), against the loop reference on the CPU in float64; the properties and
+the argument errors run on the CPU.
 """
 
 from __future__ import annotations
@@ -55,6 +59,14 @@ def ours(score: str, x: dict[str, Tensor], key_mask: Tensor | None) -> tuple[Ten
     return out.output, out.weights
 
 
+def ours_on(device: str, score: str, key_mask: Tensor | None):
+    """:func:`ours` on ``device`` for a dict of CPU tensors: the inputs and the mask moved there, the results moved
+    back to the CPU. ``.to`` is differentiable, so the gradients reach the CPU leaves; on the CPU every move is a
+    no-op."""
+    mask = None if key_mask is None else key_mask.to(device)
+    return lambda x: tuple(t.cpu() for t in ours(score, {k: v.to(device) for k, v in x.items()}, mask))
+
+
 def score_fn(score: str, x: dict[str, Tensor]) -> Tensor:
     params = [x[name] for name in PARAMS[score]]
     fn = {
@@ -67,8 +79,8 @@ def score_fn(score: str, x: dict[str, Tensor]) -> Tensor:
     return fn(x["query"], x["keys"], *params)
 
 
-def assert_matches_reference(score, x, key_mask, tol):
-    c, w, grads = forward_backward(lambda t: ours(score, t, key_mask), x)
+def assert_matches_reference(score, x, key_mask, tol, device="cpu"):
+    c, w, grads = forward_backward(ours_on(device, score, key_mask), x)
     c_ref, w_ref, grads_ref = forward_backward(lambda t: reference(score, t, key_mask), x)
     torch.testing.assert_close(c, c_ref.to(c.dtype), **tol)
     torch.testing.assert_close(w, w_ref.to(w.dtype), **tol)
@@ -83,28 +95,28 @@ def assert_matches_reference(score, x, key_mask, tol):
 @pytest.mark.parametrize("separate_values", [False, True], ids=["values=keys", "values"])
 @pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.parametrize("score", SCORES)
-def test_float64_matches_loop_reference(score, shape, separate_values, mask):
+def test_float64_matches_loop_reference(score, shape, separate_values, mask, device):
     x = make_inputs(score, shape, separate_values=separate_values)
     key_mask = key_mask_for(mask, x["keys"].shape[0], x["keys"].shape[1])
-    assert_matches_reference(score, x, key_mask, F64)
+    assert_matches_reference(score, x, key_mask, F64, device)
 
 
 @pytest.mark.parametrize("score", SCORES)
-def test_float32_matches_float64_reference(score):
+def test_float32_matches_float64_reference(score, device):
     x = make_inputs(score, "T4", dtype=torch.float32)
     key_mask = key_mask_for("pad", 2, 6)
-    assert_matches_reference(score, x, key_mask, {})  # assert_close's float32 defaults
+    assert_matches_reference(score, x, key_mask, {}, device)  # assert_close's float32 defaults
 
 
 @pytest.mark.parametrize("shape", ["step", "T4"])
 @pytest.mark.parametrize("score", SCORES)
-def test_score_functions_match_reference_scores(score, shape):
+def test_score_functions_match_reference_scores(score, shape, device):
     x = make_inputs(score, shape)
     _, _, scores_ref = attention_loop(reference_score(score, x), x["query"], x["keys"])
-    scores = score_fn(score, x)
+    scores = score_fn(score, {k: v.to(device) for k, v in x.items()}).cpu()
     assert scores.shape == scores_ref.shape  # (B, S) for one step, (B, T, S)
     torch.testing.assert_close(scores, scores_ref, **F64)
-    weights = ours(score, x, None)[1]
+    weights = ours_on(device, score, None)(x)[1]
     torch.testing.assert_close(weights, torch.softmax(scores, -1), **F64)  # the weights are softmax(scores)
 
 
@@ -157,11 +169,11 @@ def test_additive_known_answer():
 
 @pytest.mark.parametrize("shape", ["step", "T4"])
 @pytest.mark.parametrize("score", SCORES)
-def test_row_without_real_keys_is_zero_with_zero_gradient(score, shape):
+def test_row_without_real_keys_is_zero_with_zero_gradient(score, shape, device):
     x = make_inputs(score, shape)
     B, S = x["keys"].shape[:2]
     key_mask = key_mask_for("dead", B, S)  # batch row 0: all padding
-    c, w, grads = forward_backward(lambda t: ours(score, t, key_mask), x)
+    c, w, grads = forward_backward(ours_on(device, score, key_mask), x)
     assert torch.equal(c[0], torch.zeros_like(c[0])) and torch.equal(w[0], torch.zeros_like(w[0]))
     assert torch.isfinite(c).all() and torch.isfinite(w).all()
     assert all(torch.isfinite(g).all() for g in grads.values())

@@ -5,6 +5,10 @@ the equation, and the rule that our error against the float64 reference stays wi
 the same precision (outputs) and 3x (gradients): in float32 (on top of assert_close's default tolerances against
 torch) and in bfloat16/float16 (DESIGN.md's low-precision rule).
 
+Devices: the comparisons run on every device of the ``device`` fixture (the CPU, and CUDA where present, TF32 off):
+inputs and masks are drawn on the CPU and moved, and torch's function and the float64 reference run on the same
+device as ours. Gradcheck, the hypothesis properties and the argument errors run on the CPU.
+
 ``"chunked:4x5"`` means :func:`chunked_attention` called with ``block_q=4, block_k=5``: small tiles so that a few
 positions already make many tiles, skipped causal tiles and tiles straddling the diagonal.
 
@@ -26,6 +30,7 @@ from torch.autograd import gradcheck
 
 from attnlab.functional import AttentionOutput, scaled_dot_product_attention
 from attnlab.functional.chunked import _ChunkedSDPA, chunked_attention
+from attnlab.functional.masks import as_mask
 from attnlab.functional.sdpa import _ManualSDPA
 
 # float64: the same equation in (nearly) the same order on both sides; differences are a few ulps.
@@ -58,7 +63,7 @@ def attention_ref(q: Tensor, k: Tensor, v: Tensor, attn_mask=None, is_causal=Fal
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., T, hs) @ (..., hs, S) -> (..., T, S)
     if is_causal:
-        attn_mask = torch.ones(T, S, dtype=torch.bool).tril()
+        attn_mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
     if attn_mask is not None:
         if attn_mask.dtype == torch.bool:
             scores = scores.masked_fill(~attn_mask, -math.inf)
@@ -75,23 +80,25 @@ def sdpa(impl: str, q, k, v, attn_mask=None, is_causal=False, scale=None, dropou
         block_q, block_k = (int(n) for n in impl.split(":")[1].split("x"))
         batch = tuple(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
         s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-        return chunked_attention(q, k, v, attn_mask, is_causal, s, dropout_p, batch, block_q=block_q, block_k=block_k)
+        mask = as_mask(attn_mask, is_causal)
+        return chunked_attention(q, k, v, mask, s, dropout_p, batch, block_q=block_q, block_k=block_k)
     return scaled_dot_product_attention(
         q, k, v, attn_mask, dropout_p, is_causal, scale, impl=impl, return_weights=return_weights
     )
 
 
-def randn(*shape: int, dtype=torch.float32, seed: int = 0) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+def randn(*shape: int, dtype=torch.float32, seed: int = 0, device="cpu") -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
 
 
 def forward_backward(fn, inputs, grad_out=None):
-    """``fn(*inputs)`` on fresh leaves, and the gradients of ``<output, grad_out>`` for each input."""
+    """``fn(*inputs)`` on fresh leaves, and the gradients of ``<output, grad_out>`` for each input (``grad_out``
+    is moved to the output's device and dtype)."""
     leaves = [x.detach().clone().requires_grad_() for x in inputs]
     out = fn(*leaves)
     if grad_out is None:
-        grad_out = randn(*out.shape, dtype=out.dtype, seed=99)
-    grads = torch.autograd.grad(out, leaves, grad_out.to(out.dtype))
+        grad_out = randn(*out.shape, dtype=out.dtype, seed=99, device=out.device)
+    grads = torch.autograd.grad(out, leaves, grad_out.to(out.device, out.dtype))
     return out.detach(), [g.detach() for g in grads], grad_out
 
 
@@ -124,12 +131,13 @@ MASKS = {
 }
 
 
-def make_inputs(shape_name: str, dtype=torch.float32, seed: int = 0):
-    return [randn(*shape, dtype=dtype, seed=seed + i) for i, shape in enumerate(SHAPES[shape_name])]
+def make_inputs(shape_name: str, dtype=torch.float32, seed: int = 0, device="cpu"):
+    return [randn(*shape, dtype=dtype, seed=seed + i, device=device) for i, shape in enumerate(SHAPES[shape_name])]
 
 
 def make_mask(mask_name: str, q: Tensor, k: Tensor, v: Tensor, seed: int = 7) -> tuple[Tensor | None, bool]:
-    """``(attn_mask, is_causal)`` for the inputs: random allowed keys, at least one per row unless dead."""
+    """``(attn_mask, is_causal)`` for the inputs: random allowed keys, at least one per row unless dead (drawn on
+    the CPU, returned on the inputs' device)."""
     if MASKS[mask_name] is None:
         return None, mask_name == "causal"
     kind, shape_kind, dead = MASKS[mask_name]
@@ -151,9 +159,9 @@ def make_mask(mask_name: str, q: Tensor, k: Tensor, v: Tensor, seed: int = 7) ->
     elif dead == "batch":
         allowed[:1] = False
     if kind == "bool":
-        return allowed, False
+        return allowed.to(q.device), False
     values = torch.randn(shape, generator=g, dtype=q.dtype)
-    return values.masked_fill(~allowed, -math.inf), False
+    return values.masked_fill(~allowed, -math.inf).to(q.device), False
 
 
 def assert_within_torch_error(ours: Tensor, theirs: Tensor, ref: Tensor, factor: float, what: str):
@@ -170,8 +178,8 @@ def assert_within_torch_error(ours: Tensor, theirs: Tensor, ref: Tensor, factor:
 @pytest.mark.parametrize("mask_name", list(MASKS))
 @pytest.mark.parametrize("shape_name", list(SHAPES))
 @pytest.mark.parametrize("impl", IMPLS)
-def test_float32_matches_torch_and_reference(impl, shape_name, mask_name):
-    inputs = make_inputs(shape_name)
+def test_float32_matches_torch_and_reference(impl, shape_name, mask_name, device):
+    inputs = make_inputs(shape_name, device=device)
     mask, causal = make_mask(mask_name, *inputs)
     out, grads, g = forward_backward(lambda q, k, v: sdpa(impl, q, k, v, mask, causal), inputs)
     out_pt, grads_pt, _ = forward_backward(
@@ -190,8 +198,8 @@ def test_float32_matches_torch_and_reference(impl, shape_name, mask_name):
 @pytest.mark.parametrize("mask_name", list(MASKS))
 @pytest.mark.parametrize("shape_name", ["hs59-T>S-hv24", "kv-shared-by-heads-hv17", "3-D-hs59", "2-D-T>S"])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_float64_matches_reference(impl, shape_name, mask_name):
-    inputs = make_inputs(shape_name, dtype=torch.float64)
+def test_float64_matches_reference(impl, shape_name, mask_name, device):
+    inputs = make_inputs(shape_name, dtype=torch.float64, device=device)
     mask, causal = make_mask(mask_name, *inputs)
     out, grads, g = forward_backward(lambda q, k, v: sdpa(impl, q, k, v, mask, causal), inputs)
     out_ref, grads_ref, _ = forward_backward(lambda q, k, v: attention_ref(q, k, v, mask, causal)[0], inputs, g)
@@ -204,10 +212,10 @@ def test_float64_matches_reference(impl, shape_name, mask_name):
 @pytest.mark.parametrize("shape_name", ["hs59-T>S-hv24"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_low_precision_within_torch_error(impl, dtype, shape_name, mask_name):
+def test_low_precision_within_torch_error(impl, dtype, shape_name, mask_name, device):
     """DESIGN.md's rule for low precision: against the float64 reference, our error is at most 2x (outputs) and
     3x (gradients) the error of torch's own function on the same bfloat16/float16 inputs."""
-    inputs = [x.to(dtype) for x in make_inputs(shape_name)]
+    inputs = [x.to(dtype) for x in make_inputs(shape_name, device=device)]
     mask, causal = make_mask(mask_name, *inputs)
     out, grads, g = forward_backward(lambda q, k, v: sdpa(impl, q, k, v, mask, causal), inputs)
     out_pt, grads_pt, _ = forward_backward(
@@ -226,10 +234,10 @@ def test_low_precision_within_torch_error(impl, dtype, shape_name, mask_name):
 @pytest.mark.parametrize("scale", [0.37, 1.0, -0.2, 2.5])
 @pytest.mark.parametrize("mask_name", ["none", "causal", "float-TS"])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_explicit_scale(impl, mask_name, scale):
+def test_explicit_scale(impl, mask_name, scale, device):
     """A scale of 2.5 (19x the default for hs=59) makes a sharp, ill-conditioned softmax: torch's own float32
     error in dk then reaches ~1e-4, beyond assert_close's defaults, so there the float64 reference is the judge."""
-    inputs = make_inputs("hs59-T>S-hv24")
+    inputs = make_inputs("hs59-T>S-hv24", device=device)
     mask, causal = make_mask(mask_name, *inputs)
     out, grads, g = forward_backward(lambda q, k, v: sdpa(impl, q, k, v, mask, causal, scale=scale), inputs)
     out_pt, grads_pt, _ = forward_backward(
@@ -252,8 +260,8 @@ def test_explicit_scale(impl, mask_name, scale):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_auto_and_every_impl_give_the_same_numbers(impl):
-    inputs = make_inputs("hs40-T<S", dtype=torch.float64)
+def test_auto_and_every_impl_give_the_same_numbers(impl, device):
+    inputs = make_inputs("hs40-T<S", dtype=torch.float64, device=device)
     mask, _ = make_mask("bool-keypad-dead-batch", *inputs)
     torch.testing.assert_close(sdpa(impl, *inputs, mask), sdpa("naive", *inputs, mask), **F64)
 
@@ -264,15 +272,15 @@ def test_auto_and_every_impl_give_the_same_numbers(impl):
 @pytest.mark.parametrize("kind", ["bool", "float"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_fully_masked_rows_are_zero_with_zero_finite_gradients(impl, dtype, kind):
+def test_fully_masked_rows_are_zero_with_zero_finite_gradients(impl, dtype, kind, device):
     B, nh, T, S = 2, 2, 6, 7
-    inputs = [randn(B, nh, T, 40, dtype=dtype, seed=1), randn(B, nh, S, 40, dtype=dtype, seed=2)]
-    inputs.append(randn(B, nh, S, 40, dtype=dtype, seed=3))
+    inputs = [randn(B, nh, n, 40, dtype=dtype, seed=i + 1, device=device) for i, n in enumerate((T, S, S))]
     allowed = torch.rand(B, 1, T, S, generator=torch.Generator().manual_seed(4)) > 0.3
     allowed[..., 0] = True
     allowed[:, :, [1, 4]] = False  # queries 1 and 4 of every batch see nothing
     allowed[1] = False  # the second batch entry sees nothing at all
-    mask = allowed if kind == "bool" else torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, -math.inf)
+    allowed = allowed.to(device)
+    mask = allowed if kind == "bool" else torch.zeros_like(allowed, dtype=dtype).masked_fill(~allowed, -math.inf)
     out, (dq, dk, dv), _ = forward_backward(lambda q, k, v: sdpa(impl, q, k, v, mask), inputs)
     dead = ~allowed.any(-1).expand(B, nh, T)  # (B, nh, T)
     assert torch.all(out[dead] == 0)
@@ -325,11 +333,13 @@ def test_gradcheck_chunked_with_dropout_fixed_seed(causal):
     q, k, v = (randn(*shape, dtype=torch.float64, seed=i) for i, shape in enumerate([(2, 5, 6), (2, 7, 6), (2, 7, 4)]))
     leaves = [x.requires_grad_() for x in (q, k, v)]
 
+    mask = as_mask(None, causal)
+
     def f(q, k, v):
-        return _ChunkedSDPA.apply(q, k, v, None, causal, 0.4, 0.3, 1234, 2, 3)
+        return _ChunkedSDPA.apply(q, k, v, mask, 0.4, 0.3, 1234, 2, 3)
 
     torch.testing.assert_close(f(*leaves), f(*leaves), rtol=0, atol=0)  # the seed fixes the keep-mask
-    assert not torch.allclose(f(*leaves), _ChunkedSDPA.apply(q, k, v, None, causal, 0.4, 0.0, 0, 2, 3))
+    assert not torch.allclose(f(*leaves), _ChunkedSDPA.apply(q, k, v, mask, 0.4, 0.0, 0, 2, 3))
     assert gradcheck(f, leaves)
 
 
@@ -350,8 +360,8 @@ def test_gradcheck_manual_with_dropout_fixed_seed():
 
 @pytest.mark.parametrize("mask_name", ["none", "causal", "float-full", "bool-dead-rows", "bool-keypad-dead-batch"])
 @pytest.mark.parametrize("impl", WEIGHT_IMPLS)
-def test_return_weights(impl, mask_name):
-    inputs = make_inputs("hs59-T>S-hv24", dtype=torch.float64)
+def test_return_weights(impl, mask_name, device):
+    inputs = make_inputs("hs59-T>S-hv24", dtype=torch.float64, device=device)
     mask, causal = make_mask(mask_name, *inputs)
     res = sdpa(impl, *inputs, mask, causal, return_weights=True)
     assert isinstance(res, AttentionOutput)
@@ -377,14 +387,18 @@ def test_return_weights_not_served(impl):
 
 
 @pytest.mark.parametrize("impl", ["naive", "manual", "chunked", "chunked:2x3", "torch", "auto"])
-def test_dropout_is_unbiased_with_the_right_spread(impl):
+def test_dropout_is_unbiased_with_the_right_spread(impl, device):
     """N independent draws in one call (the query repeated N times): each output element is a sum over keys of
     W_tj b_j / (1 - p) V_jc with b_j ~ Bernoulli(1 - p), so its mean is (W V)_tc and its variance
     sum_j W_tj^2 V_jc^2 p / (1 - p). The mean of N draws must be within 5 standard errors of (W V)_tc (an
     unscaled dropout misses by p (W V)_tc, about 30 standard errors here), and the spread within 15% of the
     predicted one."""
     N, T, S, hs, hv, p = 4000, 3, 6, 8, 3, 0.3
-    q0, k, v = randn(1, T, hs, seed=1), randn(1, S, hs, seed=2), randn(1, S, hv, seed=3)
+    q0, k, v = (
+        randn(1, T, hs, seed=1, device=device),
+        randn(1, S, hs, seed=2, device=device),
+        randn(1, S, hv, seed=3, device=device),
+    )
     q = q0.expand(N, T, hs)
     torch.manual_seed(0)
     draws = sdpa(impl, q, k, v, dropout_p=p)  # (N, T, hv)
@@ -398,8 +412,8 @@ def test_dropout_is_unbiased_with_the_right_spread(impl):
 
 
 @pytest.mark.parametrize("impl", ["naive", "manual", "chunked", "chunked:2x3", "torch"])
-def test_dropout_same_seed_same_draw(impl):
-    q, k, v = make_inputs("hs40-T<S")
+def test_dropout_same_seed_same_draw(impl, device):
+    q, k, v = make_inputs("hs40-T<S", device=device)
     torch.manual_seed(3)
     a = sdpa(impl, q, k, v, dropout_p=0.2)
     torch.manual_seed(3)
@@ -411,9 +425,9 @@ def test_dropout_same_seed_same_draw(impl):
 
 
 @pytest.mark.parametrize("impl", ["naive", "manual"])
-def test_dropout_weights_are_zero_or_rescaled(impl):
+def test_dropout_weights_are_zero_or_rescaled(impl, device):
     p = 0.25
-    q, k, v = make_inputs("hs40-T<S", dtype=torch.float64)
+    q, k, v = make_inputs("hs40-T<S", dtype=torch.float64, device=device)
     mask, _ = make_mask("bool-TS", q, k, v)
     w = sdpa(impl, q, k, v, mask, return_weights=True).weights
     torch.manual_seed(0)

@@ -4,6 +4,10 @@ the same local files: sentence-transformers (tokens, mean-pooled normalised embe
 (missing package, each missing file), the length limits and the input checks, and a tiny random BERT of odd
 sizes loaded through :meth:`Encoder.load_bert_state_dict`.
 
+Devices: the comparisons with the oracles run our encoder on every device of the ``device`` fixture (the model and
+its inputs moved there, its outputs compared on the CPU); the oracles run where they always do, on the CPU. The
+loading errors, length limits and input checks run on the CPU.
+
 Shapes: B batch, T tokens, C hidden size, L layers, nh heads.
 """
 
@@ -73,6 +77,25 @@ def encoder() -> Encoder:
     return Encoder.from_pretrained()
 
 
+_ON_DEVICE: dict[str, Encoder] = {}  # the pretrained encoder loaded once per device other than the CPU
+
+
+@pytest.fixture
+def device_encoder(encoder, device) -> Encoder:
+    """The pretrained encoder on ``device``: on the CPU the module's own, elsewhere a copy loaded once and moved."""
+    if device == "cpu":
+        return encoder
+    if device not in _ON_DEVICE:
+        _ON_DEVICE[device] = Encoder.from_pretrained().to(device)
+    return _ON_DEVICE[device]
+
+
+def on_cpu(out: EncoderOutput) -> EncoderOutput:
+    """The same output (same type) with every tensor moved to the CPU, where the oracles' outputs are."""
+    attentions = None if out.attentions is None else tuple(a.cpu() for a in out.attentions)
+    return out._replace(last_hidden_state=out.last_hidden_state.cpu(), attentions=attentions)
+
+
 @pytest.fixture(scope="module")
 def st_model():
     st = pytest.importorskip("sentence_transformers")
@@ -115,7 +138,8 @@ def test_tokens_equal_sentence_transformers(encoder, st_model):
     ]  # fmt: skip
 
 
-def test_embeddings_equal_sentence_transformers(encoder, st_model):
+def test_embeddings_equal_sentence_transformers(device_encoder, st_model):
+    encoder = device_encoder  # encode() returns its embeddings on the CPU
     ours = encoder.encode(SENTENCES)  # (N, C)
     theirs = st_model.encode(SENTENCES, batch_size=32, convert_to_tensor=True, normalize_embeddings=False)
     assert ours.shape == (len(SENTENCES), 384) and ours.dtype == torch.float32
@@ -126,14 +150,15 @@ def test_embeddings_equal_sentence_transformers(encoder, st_model):
     assert raw.norm(dim=1).min() > 1.1  # mean pooling alone does not give unit vectors
 
 
-def test_hidden_states_and_attention_weights_equal_transformers(encoder, bert):
+def test_hidden_states_and_attention_weights_equal_transformers(device_encoder, bert, device):
+    encoder = device_encoder
     order = sorted(SENTENCES, key=len)  # similar lengths together: less padding, still padded batches
     worst_att, worst_hidden, padded_batches = 0.0, 0.0, 0
     for batch in batches(order, 16):
         ids, mask, _ = encoder.tokenize(batch, max_length=256)
         padded_batches += int(not bool(mask.all()))
         with torch.no_grad():
-            ours = encoder(ids, mask, output_attentions=True)
+            ours = on_cpu(encoder(ids.to(device), mask.to(device), output_attentions=True))
             theirs = bert(input_ids=ids, attention_mask=mask.long(), output_attentions=True)
         assert isinstance(ours, EncoderOutput) and len(ours.attentions) == len(theirs.attentions) == 6
         real = mask[:, :, None]  # (B, T, 1)
@@ -150,8 +175,10 @@ def test_hidden_states_and_attention_weights_equal_transformers(encoder, bert):
     assert worst_hidden <= 1e-4  # values up to ~10 in magnitude; float32 sums in another order
 
 
-def test_fused_and_weight_paths_agree(encoder):
+def test_fused_and_weight_paths_agree(device_encoder, device):
+    encoder = device_encoder
     ids, mask, _ = encoder.tokenize(SENTENCES[:8], max_length=64)
+    ids, mask = ids.to(device), mask.to(device)
     with torch.no_grad():
         fast = encoder(ids, mask).last_hidden_state  # torch's fused SDPA kernel
         slow = encoder(ids, mask, output_attentions=True).last_hidden_state  # the naive path with weights
@@ -159,18 +186,21 @@ def test_fused_and_weight_paths_agree(encoder):
     torch.testing.assert_close(fast * real, slow * real, rtol=1e-5, atol=1e-5)
 
 
-def test_attend_returns_every_layer_and_head(encoder):
+def test_attend_returns_every_layer_and_head(device_encoder, device):
+    encoder = device_encoder
     tokens, weights = encoder.attend(CLASSIC)
     assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and tokens.count("it") == 1
     assert weights.shape == (6, 12, len(tokens), len(tokens))
-    torch.testing.assert_close(weights.sum(-1), torch.ones(6, 12, len(tokens)))
+    torch.testing.assert_close(weights.sum(-1), torch.ones(6, 12, len(tokens), device=device))
     ids, mask, _ = encoder.tokenize([CLASSIC])
     with torch.no_grad():
-        want = torch.stack(encoder(ids, mask, output_attentions=True).attentions)[:, 0]  # (L, nh, T, T)
+        out = encoder(ids.to(device), mask.to(device), output_attentions=True)
+        want = torch.stack(out.attentions)[:, 0]  # (L, nh, T, T)
     assert torch.equal(weights, want)
 
 
-def test_batched_equals_one_by_one(encoder):
+def test_batched_equals_one_by_one(device_encoder):
+    encoder = device_encoder  # encode() returns its embeddings on the CPU
     batch = encoder.encode(REAL[:6], batch_size=6)
     single = torch.cat([encoder.encode([s]) for s in REAL[:6]])
     assert (batch - single).abs().max().item() <= TOL
@@ -314,7 +344,7 @@ def test_config_validation_and_no_tokenizer():
 # --- a tiny random BERT of odd sizes -----------------------------------------------------------------------------
 
 
-def test_tiny_random_bert_with_odd_sizes_matches_transformers():
+def test_tiny_random_bert_with_odd_sizes_matches_transformers(device):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     hf_cfg = transformers.BertConfig(
@@ -331,12 +361,12 @@ def test_tiny_random_bert_with_odd_sizes_matches_transformers():
     theirs.set_attn_implementation("eager")
     ours = Encoder(EncoderConfig.from_json(hf_cfg.to_dict(), max_seq_length=33))
     ours.load_bert_state_dict(theirs.state_dict())
-    ours.eval()
+    ours.to(device).eval()
     ids = torch.randint(97, (3, 33), generator=torch.Generator().manual_seed(1))
     mask = torch.arange(33) < torch.tensor([[33], [1], [20]])  # (B, T): lengths 33, 1, 20
     types = torch.randint(3, (3, 33), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        a = ours(ids, mask, types, output_attentions=True)
+        a = on_cpu(ours(ids.to(device), mask.to(device), types.to(device), output_attentions=True))
         b = theirs(input_ids=ids, attention_mask=mask.long(), token_type_ids=types, output_attentions=True)
     real = mask[:, :, None]
     torch.testing.assert_close(a.last_hidden_state * real, b.last_hidden_state * real)

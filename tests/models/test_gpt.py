@@ -1,6 +1,10 @@
 """The mini-GPT: config validation, the loss against F.cross_entropy, causality, weight tying, and generation
 (KV-cached decoding gives the same tokens as full recomputation, before and past block_size).
 
+Devices: the loss, causality, batching, caching and generation tests run on every device of the ``device`` fixture
+(the model initialised on the CPU from the seed and moved; tokens drawn on the CPU and moved; a sampling generator
+on the model's device, as ``torch.multinomial`` needs); config, structure and argument errors run on the CPU.
+
 Shapes: B batch, T time, C n_embd, V vocab_size.
 """
 
@@ -20,13 +24,13 @@ TINY = {"vocab_size": 11, "block_size": 12, "n_layer": 2, "n_head": 2, "n_embd":
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny_gpt(seed: int = 0, **overrides) -> GPT:
+def tiny_gpt(seed: int = 0, device="cpu", **overrides) -> GPT:
     torch.manual_seed(seed)
-    return GPT(GPTConfig(**{**TINY, **overrides})).eval()
+    return GPT(GPTConfig(**{**TINY, **overrides})).to(device).eval()
 
 
-def tokens(B: int, T: int, seed: int = 0, V: int = TINY["vocab_size"]) -> Tensor:
-    return torch.randint(V, (B, T), generator=torch.Generator().manual_seed(seed))
+def tokens(B: int, T: int, seed: int = 0, V: int = TINY["vocab_size"], device="cpu") -> Tensor:
+    return torch.randint(V, (B, T), generator=torch.Generator().manual_seed(seed)).to(device)
 
 
 # --- config ------------------------------------------------------------------------------------------------
@@ -87,18 +91,18 @@ def test_forward_shapes():
     assert model.logits(idx).shape == (3, 7, 11)
 
 
-def test_loss_is_cross_entropy_of_the_logits():
-    model = tiny_gpt()
-    idx, targets = tokens(3, 7, seed=1), tokens(3, 7, seed=2)
+def test_loss_is_cross_entropy_of_the_logits(device):
+    model = tiny_gpt(device=device)
+    idx, targets = tokens(3, 7, seed=1, device=device), tokens(3, 7, seed=2, device=device)
     out = model(idx, targets)
     torch.testing.assert_close(out.loss, F.cross_entropy(out.logits.reshape(-1, 11), targets.reshape(-1)))
     # at initialisation the model is close to uniform over V: loss near ln V
     assert abs(out.loss.item() - torch.log(torch.tensor(11.0)).item()) < 0.1
 
 
-def test_targets_minus_one_are_ignored():
-    model = tiny_gpt()
-    idx, targets = tokens(2, 6, seed=1), tokens(2, 6, seed=2)
+def test_targets_minus_one_are_ignored(device):
+    model = tiny_gpt(device=device)
+    idx, targets = tokens(2, 6, seed=1, device=device), tokens(2, 6, seed=2, device=device)
     masked = targets.clone()
     masked[0, :4] = -1
     masked[1, 5] = -1
@@ -110,15 +114,15 @@ def test_targets_minus_one_are_ignored():
     assert not torch.allclose(out.loss, model(idx, targets).loss)
 
 
-def test_logits_equals_the_training_forwards_logits():
-    model = tiny_gpt()
-    idx = tokens(2, 12, seed=3)  # a full block
+def test_logits_equals_the_training_forwards_logits(device):
+    model = tiny_gpt(device=device)
+    idx = tokens(2, 12, seed=3, device=device)  # a full block
     torch.testing.assert_close(model.logits(idx), model(idx, idx).logits, rtol=0, atol=0)
 
 
-def test_causal_future_tokens_do_not_change_earlier_logits():
-    model = tiny_gpt()
-    idx = tokens(2, 10, seed=4)
+def test_causal_future_tokens_do_not_change_earlier_logits(device):
+    model = tiny_gpt(device=device)
+    idx = tokens(2, 10, seed=4, device=device)
     changed = idx.clone()
     changed[:, 6:] = (changed[:, 6:] + 1) % 11
     a, b = model.logits(idx), model.logits(changed)
@@ -126,9 +130,9 @@ def test_causal_future_tokens_do_not_change_earlier_logits():
     assert not torch.allclose(a[:, 6:], b[:, 6:])
 
 
-def test_batched_equals_one_by_one():
-    model = tiny_gpt()
-    idx = tokens(3, 8, seed=5)
+def test_batched_equals_one_by_one(device):
+    model = tiny_gpt(device=device)
+    idx = tokens(3, 8, seed=5, device=device)
     rows = torch.cat([model.logits(idx[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(model.logits(idx), rows)
 
@@ -164,9 +168,9 @@ def test_bias_false_has_no_biases():
     assert model(tokens(1, 4), tokens(1, 4)).loss.isfinite()
 
 
-def test_dropout_only_in_training():
-    model = tiny_gpt(dropout=0.2)
-    idx = tokens(2, 8)
+def test_dropout_only_in_training(device):
+    model = tiny_gpt(dropout=0.2, device=device)
+    idx = tokens(2, 8, device=device)
     torch.testing.assert_close(model.logits(idx), model.logits(idx), rtol=0, atol=0)
     model.train()
     torch.manual_seed(1)
@@ -175,9 +179,9 @@ def test_dropout_only_in_training():
     assert not torch.allclose(a, model.logits(idx))
 
 
-def test_forward_with_caches_equals_full_forward():
-    model = tiny_gpt()
-    idx = tokens(2, 9, seed=6)
+def test_forward_with_caches_equals_full_forward(device):
+    model = tiny_gpt(device=device)
+    idx = tokens(2, 9, seed=6, device=device)
     full = model.logits(idx)
     caches = [KVCache() for _ in model.blocks]
     first = model(idx[:, :5], caches=caches).logits  # the last position of the prompt
@@ -191,10 +195,10 @@ def test_forward_with_caches_equals_full_forward():
 
 
 @pytest.mark.parametrize(("T0", "new"), [(1, 5), (4, 8), (3, 25), (12, 6)], ids=["short", "to-block", "past", "full"])
-def test_greedy_cached_equals_uncached(T0, new):
+def test_greedy_cached_equals_uncached(T0, new, device):
     """Token for token, also past block_size=12 (the context is cropped and the cache rebuilt)."""
-    model = tiny_gpt()
-    idx = tokens(2, T0, seed=7)
+    model = tiny_gpt(device=device)
+    idx = tokens(2, T0, seed=7, device=device)
     cached = model.generate(idx, new, temperature=0, use_cache=True)
     uncached = model.generate(idx, new, temperature=0, use_cache=False)
     assert cached.shape == (2, T0 + new) and cached.dtype == idx.dtype
@@ -202,39 +206,39 @@ def test_greedy_cached_equals_uncached(T0, new):
     assert torch.equal(cached, uncached)
 
 
-def test_greedy_is_the_argmax_of_the_logits():
-    model = tiny_gpt()
-    idx = tokens(2, 3, seed=8)
+def test_greedy_is_the_argmax_of_the_logits(device):
+    model = tiny_gpt(device=device)
+    idx = tokens(2, 3, seed=8, device=device)
     out = model.generate(idx, 4, temperature=0)
     for t in range(3, 7):
         assert torch.equal(out[:, t], model.logits(out[:, :t])[:, -1].argmax(-1))
 
 
-def test_sampling_with_a_seeded_generator_is_reproducible():
-    model = tiny_gpt()
-    idx = tokens(3, 2, seed=9)
+def test_sampling_with_a_seeded_generator_is_reproducible(device):
+    model = tiny_gpt(device=device)
+    idx = tokens(3, 2, seed=9, device=device)
 
     def sample(seed: int, **kw) -> Tensor:
-        return model.generate(idx, 20, temperature=1.5, generator=torch.Generator().manual_seed(seed), **kw)
+        return model.generate(idx, 20, temperature=1.5, generator=torch.Generator(device).manual_seed(seed), **kw)
 
     assert torch.equal(sample(1), sample(1))
     assert not torch.equal(sample(1), sample(2))
     assert torch.equal(sample(1, top_k=3), sample(1, top_k=3))
 
 
-def test_top_k_one_is_greedy():
-    model = tiny_gpt()
-    idx = tokens(2, 3, seed=10)
+def test_top_k_one_is_greedy(device):
+    model = tiny_gpt(device=device)
+    idx = tokens(2, 3, seed=10, device=device)
     greedy = model.generate(idx, 15, temperature=0)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device).manual_seed(0)
     assert torch.equal(model.generate(idx, 15, temperature=1.0, top_k=1, generator=gen), greedy)
 
 
-def test_top_k_restricts_the_choice():
+def test_top_k_restricts_the_choice(device):
     """With top_k=2 every sampled token is one of the two most likely after its context."""
-    model = tiny_gpt()
-    idx = tokens(1, 2, seed=11)
-    out = model.generate(idx, 10, temperature=5.0, top_k=2, generator=torch.Generator().manual_seed(0))
+    model = tiny_gpt(device=device)
+    idx = tokens(1, 2, seed=11, device=device)
+    out = model.generate(idx, 10, temperature=5.0, top_k=2, generator=torch.Generator(device).manual_seed(0))
     for t in range(2, 12):
         top2 = model.logits(out[:, max(0, t - 12) : t])[0, -1].topk(2).indices
         assert out[0, t] in top2

@@ -2,6 +2,10 @@
 (batched == one by one), attention weights, the fixed-vector bottleneck of "none", greedy and beam search against
 ``score()`` and against exhaustive search, and a tiny model that learns to reverse sequences.
 
+Devices: the loss, padding invariance, attention weights and decoding tests run on every device of the ``device``
+fixture (the model initialised on the CPU from the seed and moved; sources, lengths and targets drawn on the CPU and
+moved, as ``make_batch(..., device=)`` does); config and argument errors and the learning test run on the CPU.
+
 Shapes: B batch, S source length, T target length, H hidden, V target vocabulary.
 """
 
@@ -25,23 +29,23 @@ PAD, BOS, EOS = Vocab.PAD, Vocab.BOS, Vocab.EOS
 KINDS = list(itertools.product(CELLS, ATTENTIONS))
 
 
-def tiny(attention: str = "bahdanau", cell: str = "gru", seed: int = 0, **kw) -> Seq2Seq:
+def tiny(attention: str = "bahdanau", cell: str = "gru", seed: int = 0, device="cpu", **kw) -> Seq2Seq:
     torch.manual_seed(seed)
     cfg = {"src_vocab": SV, "tgt_vocab": TV, "emb": EMB, "hidden": HID, "cell": cell, "attention": attention, **kw}
-    return Seq2Seq(Seq2SeqConfig(**cfg)).eval()
+    return Seq2Seq(Seq2SeqConfig(**cfg)).to(device).eval()
 
 
-def sources(lengths: list[int], seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Right-padded random sources ``(B, S)`` of the given lengths (ids 3..SV-1, PAD after)."""
+def sources(lengths: list[int], seed: int = 0, device="cpu") -> tuple[Tensor, Tensor]:
+    """Right-padded random sources ``(B, S)`` of the given lengths (ids 3..SV-1, PAD after), and the lengths."""
     g = torch.Generator().manual_seed(seed)
     S = max(lengths)
     src = torch.randint(3, SV, (len(lengths), S), generator=g)
     for b, n in enumerate(lengths):
         src[b, n:] = PAD
-    return src, torch.tensor(lengths)
+    return src.to(device), torch.tensor(lengths).to(device)
 
 
-def targets(lengths: list[int], seed: int = 1) -> tuple[Tensor, Tensor]:
+def targets(lengths: list[int], seed: int = 1, device="cpu") -> tuple[Tensor, Tensor]:
     """``tgt_in`` = [BOS y..] and ``tgt_out`` = [y.. EOS], PAD-padded, for targets of the given lengths."""
     g = torch.Generator().manual_seed(seed)
     T = max(lengths) + 1
@@ -51,16 +55,16 @@ def targets(lengths: list[int], seed: int = 1) -> tuple[Tensor, Tensor]:
     for b, n in enumerate(lengths):
         tgt_in[b, 0], tgt_in[b, 1 : n + 1] = BOS, y[b, :n]
         tgt_out[b, :n], tgt_out[b, n] = y[b, :n], EOS
-    return tgt_in, tgt_out
+    return tgt_in.to(device), tgt_out.to(device)
 
 
-def with_eos(tokens: list[list[int]], max_len: int) -> Tensor:
+def with_eos(tokens: list[list[int]], max_len: int, device="cpu") -> Tensor:
     """``tgt_out`` for decoded tokens: EOS appended unless the sequence was cut at ``max_len``; PAD-padded."""
     rows = [[*t, EOS] if len(t) < max_len else list(t) for t in tokens]
     out = torch.full((len(rows), max(map(len, rows))), PAD)
     for b, r in enumerate(rows):
         out[b, : len(r)] = torch.tensor(r)
-    return out
+    return out.to(device)
 
 
 # --- config ----------------------------------------------------------------------------------------------------
@@ -96,10 +100,10 @@ def test_config_json_round_trip():
 
 
 @pytest.mark.parametrize(("cell", "attention"), KINDS)
-def test_shapes_and_loss(cell, attention):
-    m = tiny(attention, cell, enc_layers=2)
-    src, lens = sources([5, 2, 4])
-    tgt_in, tgt_out = targets([3, 1, 4])
+def test_shapes_and_loss(cell, attention, device):
+    m = tiny(attention, cell, enc_layers=2, device=device)
+    src, lens = sources([5, 2, 4], device=device)
+    tgt_in, tgt_out = targets([3, 1, 4], device=device)
     enc = m.encode(src, lens)
     assert isinstance(enc, EncoderState) and enc.memory.shape == (3, 5, 2 * HID)
     assert enc.key_mask.tolist() == [[True] * 5, [True] * 2 + [False] * 3, [True] * 4 + [False]]
@@ -118,11 +122,11 @@ def test_shapes_and_loss(cell, attention):
 
 
 @pytest.mark.parametrize(("cell", "attention"), KINDS)
-def test_padding_invariance_batched_equals_one_by_one(cell, attention):
-    m = tiny(attention, cell)
+def test_padding_invariance_batched_equals_one_by_one(cell, attention, device):
+    m = tiny(attention, cell, device=device)
     src_lens, tgt_lens = [4, 1, 6, 3], [2, 5, 3, 1]
-    src, lens = sources(src_lens, seed=3)
-    tgt_in, _ = targets(tgt_lens, seed=4)
+    src, lens = sources(src_lens, seed=3, device=device)
+    tgt_in, _ = targets(tgt_lens, seed=4, device=device)
     batched = m(src, lens, tgt_in)
     for b, (n, t) in enumerate(zip(src_lens, tgt_lens, strict=True)):
         alone = m(src[b : b + 1, :n], lens[b : b + 1], tgt_in[b : b + 1, : t + 1])
@@ -136,13 +140,13 @@ def test_padding_invariance_batched_equals_one_by_one(cell, attention):
 
 
 @pytest.mark.parametrize("attention", [a for a in ATTENTIONS if a != "none"])
-def test_attention_rows_sum_to_one_and_skip_padding(attention):
-    m = tiny(attention)
-    src, lens = sources([6, 2, 4], seed=5)
-    tgt_in, _ = targets([4, 4, 2])
+def test_attention_rows_sum_to_one_and_skip_padding(attention, device):
+    m = tiny(attention, device=device)
+    src, lens = sources([6, 2, 4], seed=5, device=device)
+    tgt_in, _ = targets([4, 4, 2], device=device)
     w = m(src, lens, tgt_in).weights  # (B, T, S)
-    torch.testing.assert_close(w.sum(-1), torch.ones(3, 5))
-    pad = ~(torch.arange(6) < lens.unsqueeze(1))  # (B, S) True at padding
+    torch.testing.assert_close(w.sum(-1), torch.ones(3, 5, device=device))
+    pad = ~(torch.arange(6, device=device) < lens.unsqueeze(1))  # (B, S) True at padding
     assert torch.all(w.masked_select(pad.unsqueeze(1).expand_as(w)) == 0)
     assert (w >= 0).all()
 
@@ -204,16 +208,16 @@ def test_input_errors():
 
 
 @pytest.mark.parametrize(("cell", "attention"), KINDS)
-def test_greedy_log_prob_is_score_and_batched_equals_one_by_one(cell, attention):
-    m = tiny(attention, cell, seed=2)
+def test_greedy_log_prob_is_score_and_batched_equals_one_by_one(cell, attention, device):
+    m = tiny(attention, cell, seed=2, device=device)
     src_lens = [5, 1, 3]
-    src, lens = sources(src_lens, seed=7)
+    src, lens = sources(src_lens, seed=7, device=device)
     for max_len in (None, 3):  # default 2 S + 10 (sequences end with EOS) and a cut before EOS
         out = m.greedy(src, lens, max_len=max_len)
         n_max = 2 * 5 + 10 if max_len is None else max_len
         assert isinstance(out, Decoded) and len(out.tokens) == 3
         assert all(len(t) <= n_max and EOS not in t and PAD not in t and BOS not in t for t in out.tokens)
-        torch.testing.assert_close(out.log_prob, m.score(src, lens, with_eos(out.tokens, n_max)))
+        torch.testing.assert_close(out.log_prob, m.score(src, lens, with_eos(out.tokens, n_max, device)))
         for b, n in enumerate(src_lens):
             alone = m.greedy(src[b : b + 1, :n], lens[b : b + 1], max_len=n_max)
             assert alone.tokens[0] == out.tokens[b]
@@ -225,9 +229,9 @@ def test_greedy_log_prob_is_score_and_batched_equals_one_by_one(cell, attention)
 
 
 @pytest.mark.parametrize(("cell", "attention"), KINDS)
-def test_beam_one_is_greedy_exactly(cell, attention):
-    m = tiny(attention, cell, seed=3)
-    src, lens = sources([4, 6, 1, 2], seed=8)
+def test_beam_one_is_greedy_exactly(cell, attention, device):
+    m = tiny(attention, cell, seed=3, device=device)
+    src, lens = sources([4, 6, 1, 2], seed=8, device=device)
     for max_len in (None, 4):
         g = m.greedy(src, lens, max_len=max_len)
         b = m.beam_search(src, lens, beam_size=1, max_len=max_len)
@@ -237,31 +241,31 @@ def test_beam_one_is_greedy_exactly(cell, attention):
             assert all(torch.equal(x, y) for x, y in zip(b.weights, g.weights, strict=True))
 
 
-def sharpened(attention: str, cell: str, seed: int) -> Seq2Seq:
+def sharpened(attention: str, cell: str, seed: int, device="cpu") -> Seq2Seq:
     """An untrained model with a peakier output distribution: greedy and beam search then disagree more often."""
-    m = tiny(attention, cell, seed=seed)
+    m = tiny(attention, cell, seed=seed, device=device)
     with torch.no_grad():
         m.proj.weight.mul_(4)
     return m
 
 
 @pytest.mark.parametrize(("cell", "attention"), KINDS)
-def test_beam_never_below_greedy_and_log_prob_is_score(cell, attention):
+def test_beam_never_below_greedy_and_log_prob_is_score(cell, attention, device):
     wins = 0
     for seed in range(4):
-        m = sharpened(attention, cell, seed)
-        src, lens = sources([5, 3, 1, 4], seed=seed)
+        m = sharpened(attention, cell, seed, device)
+        src, lens = sources([5, 3, 1, 4], seed=seed, device=device)
         g = m.greedy(src, lens)
         for k in (2, 4):
             b = m.beam_search(src, lens, beam_size=k)
             assert (b.log_prob >= g.log_prob).all()
             wins += int((b.log_prob > g.log_prob + 1e-4).sum())
-            torch.testing.assert_close(b.log_prob, m.score(src, lens, with_eos(b.tokens, 2 * 5 + 10)))
+            torch.testing.assert_close(b.log_prob, m.score(src, lens, with_eos(b.tokens, 2 * 5 + 10, device)))
             if attention != "none":
                 assert [w.shape for w in b.weights] == [
                     (len(t), n) for t, n in zip(b.tokens, [5, 3, 1, 4], strict=True)
                 ]
-                assert all(torch.allclose(w.sum(-1), torch.ones(len(w))) for w in b.weights)
+                assert all(torch.allclose(w.sum(-1), torch.ones(len(w), device=w.device)) for w in b.weights)
     assert wins > 0  # the search does find better sequences than greedy: it is not greedy in disguise
 
 
@@ -285,7 +289,7 @@ def test_plain_beam_search_can_lose_to_greedy_hence_the_safety_net():
 
 @pytest.mark.parametrize("eos_shift", [0.0, 5.0])
 @pytest.mark.parametrize("attention", ["none", "bahdanau", "luong-general"])
-def test_wide_beam_is_exhaustive_search(attention, eos_shift):
+def test_wide_beam_is_exhaustive_search(attention, eos_shift, device):
     """A beam wider than the number of prefixes prunes nothing: it must return the best of every sequence of at
     most max_len tokens (those ending in EOS scored with it, those cut at max_len without), found by brute force
     with score(). With EOS made unlikely (``eos_shift``) the best is often a sequence cut at max_len, which a
@@ -297,13 +301,18 @@ def test_wide_beam_is_exhaustive_search(attention, eos_shift):
     tgt = torch.full((len(seqs), max_len + 1), PAD)
     for i, s in enumerate(seqs):
         tgt[i, : len(s)] = torch.tensor(s)
+    tgt = tgt.to(device)
     for seed in range(2):
         torch.manual_seed(seed)
-        m = Seq2Seq(Seq2SeqConfig(src_vocab=SV, tgt_vocab=V, emb=EMB, hidden=HID, attention=attention)).eval()
+        m = (
+            Seq2Seq(Seq2SeqConfig(src_vocab=SV, tgt_vocab=V, emb=EMB, hidden=HID, attention=attention))
+            .to(device)
+            .eval()
+        )
         with torch.no_grad():
             m.proj.weight.mul_(3)
             m.proj.bias[EOS] -= eos_shift
-        src, lens = sources([4, 2, 3], seed=9 + seed)
+        src, lens = sources([4, 2, 3], seed=9 + seed, device=device)
         out = m.beam_search(src, lens, beam_size=128, max_len=max_len)  # > 27 live prefixes x 4 extensions
         with torch.no_grad():
             search = m._beam(m.encode(src, lens), 128, max_len, 0.0)
@@ -314,13 +323,13 @@ def test_wide_beam_is_exhaustive_search(attention, eos_shift):
             torch.testing.assert_close(out.log_prob[b], scores.max())
 
 
-def test_length_penalty_prefers_longer_hypotheses():
+def test_length_penalty_prefers_longer_hypotheses(device):
     """GNMT's lp divides negative log-probs by a factor growing with length: the chosen hypotheses are never
     shorter on average than with length_penalty = 0, and for a large penalty, longer somewhere."""
     longer = 0
     for seed in range(3):
-        m = sharpened("bahdanau", "gru", seed)
-        src, lens = sources([5, 3, 1, 4], seed=seed)
+        m = sharpened("bahdanau", "gru", seed, device)
+        src, lens = sources([5, 3, 1, 4], seed=seed, device=device)
         plain = m.beam_search(src, lens, beam_size=4)
         long = m.beam_search(src, lens, beam_size=4, length_penalty=2.0)
         n_plain, n_long = sum(map(len, plain.tokens)), sum(map(len, long.tokens))

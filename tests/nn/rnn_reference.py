@@ -6,6 +6,10 @@ through both and compares the gradients of the input, of the initial state and o
 With ``lengths`` the oracle is torch on ``pack_padded_sequence(..., enforce_sorted=False)`` read back with
 ``pad_packed_sequence(..., total_length=T)``; with ``packed=True`` both modules get the PackedSequence.
 
+Devices: :func:`twins` initialises both modules on the CPU (the same numbers on every device) and moves them to
+``device``; the inputs follow the module's device, drawn from CPU generators and moved. On CUDA the oracle is
+torch's module on the same device (cuDNN), compared at the same tolerances (the ``device`` fixture turns TF32 off).
+
 Shapes (torch's legend): T time, B batch, I input size, H hidden size, P proj size, D directions, L layers.
 """
 
@@ -23,52 +27,56 @@ import attnlab.nn as ann
 F64 = {"rtol": 1e-12, "atol": 1e-13}
 
 
-def twins(name: str, *args, seed: int = 0, dtype: torch.dtype = torch.float32, **kwargs) -> tuple[nn.Module, nn.Module]:
-    """``torch.nn.<name>`` initialised from ``seed`` and ``attnlab.nn.<name>`` loaded from its state_dict."""
+def twins(
+    name: str, *args, seed: int = 0, dtype: torch.dtype = torch.float32, device: str = "cpu", **kwargs
+) -> tuple[nn.Module, nn.Module]:
+    """``torch.nn.<name>`` initialised from ``seed`` and ``attnlab.nn.<name>`` loaded from its state_dict, both
+    initialised on the CPU and then moved to ``device``."""
     torch.manual_seed(seed)
     theirs = getattr(nn, name)(*args, dtype=dtype, **kwargs)
     ours = getattr(ann, name)(*args, dtype=dtype, **kwargs)
     ours.load_state_dict(theirs.state_dict())
-    return theirs, ours
+    return theirs.to(device), ours.to(device)
 
 
-def randn(*shape: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+def randn(*shape: int, dtype: torch.dtype = torch.float32, seed: int = 0, device="cpu") -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
 
 
 def layer_inputs(
     mod: nn.Module, T: int, B: int | None, *, with_hx: bool = True, seed: int = 1
 ) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor] | None]:
     """A random input for a layer ``(T, B, I)`` / ``(B, T, I)`` / unbatched ``(T, I)`` (B=None) and h_0 (or
-    ``(h_0, c_0)``) of shape ``(D*L, B, H_out)`` / ``(D*L, H_out)``, in the module's dtype."""
-    dtype = next(mod.parameters()).dtype
+    ``(h_0, c_0)``) of shape ``(D*L, B, H_out)`` / ``(D*L, H_out)``, in the module's dtype, on its device."""
+    dtype, device = next(mod.parameters()).dtype, next(mod.parameters()).device
     I, H, P = mod.input_size, mod.hidden_size, getattr(mod, "proj_size", 0)
     rows = mod.num_layers * (2 if mod.bidirectional else 1)
     if B is None:
         x_shape, h_lead = (T, I), (rows,)
     else:
         x_shape, h_lead = ((B, T, I) if mod.batch_first else (T, B, I)), (rows, B)
-    x = randn(*x_shape, dtype=dtype, seed=seed)
+    x = randn(*x_shape, dtype=dtype, seed=seed, device=device)
     if not with_hx:
         return x, None
-    h = randn(*h_lead, P or H, dtype=dtype, seed=seed + 1)
+    h = randn(*h_lead, P or H, dtype=dtype, seed=seed + 1, device=device)
     if type(mod).__name__ == "LSTM":  # torch's or ours
-        return x, (h, randn(*h_lead, H, dtype=dtype, seed=seed + 2))
+        return x, (h, randn(*h_lead, H, dtype=dtype, seed=seed + 2, device=device))
     return x, h
 
 
 def cell_inputs(
     mod: nn.Module, B: int | None, *, with_hx: bool = True, seed: int = 1
 ) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor] | None]:
-    """A random input ``(B, I)`` (``(I,)`` when B is None) and hx (``(h, c)`` for the LSTM) for a cell."""
-    dtype = next(mod.parameters()).dtype
+    """A random input ``(B, I)`` (``(I,)`` when B is None) and hx (``(h, c)`` for the LSTM) for a cell, in the
+    module's dtype, on its device."""
+    dtype, device = next(mod.parameters()).dtype, next(mod.parameters()).device
     lead = () if B is None else (B,)
-    x = randn(*lead, mod.input_size, dtype=dtype, seed=seed)
+    x = randn(*lead, mod.input_size, dtype=dtype, seed=seed, device=device)
     if not with_hx:
         return x, None
-    h = randn(*lead, mod.hidden_size, dtype=dtype, seed=seed + 1)
+    h = randn(*lead, mod.hidden_size, dtype=dtype, seed=seed + 1, device=device)
     if type(mod).__name__ == "LSTMCell":  # torch's or ours
-        return x, (h, randn(*lead, mod.hidden_size, dtype=dtype, seed=seed + 2))
+        return x, (h, randn(*lead, mod.hidden_size, dtype=dtype, seed=seed + 2, device=device))
     return x, h
 
 
@@ -150,7 +158,7 @@ def check_against_torch(
 
     # backward: the same random upstream gradient into every output
     gen = torch.Generator().manual_seed(seed)
-    ups = [torch.randn(a.shape, generator=gen, dtype=a.dtype) for _, a in flat_t]
+    ups = [torch.randn(a.shape, generator=gen, dtype=a.dtype).to(a.device) for _, a in flat_t]
     names_t = [n for n, _ in theirs.named_parameters()]
     names_o = [n for n, _ in ours.named_parameters()]
     assert names_o == names_t, "different parameter names or order"

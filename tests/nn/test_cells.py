@@ -1,4 +1,8 @@
-"""RNNCell, LSTMCell, GRUCell against torch's cells, gradcheck, and known answers computed by hand."""
+"""RNNCell, LSTMCell, GRUCell against torch's cells, gradcheck, and known answers computed by hand.
+
+The comparisons with torch's cells run on every device of the ``device`` fixture (the CPU, and CUDA where present);
+gradcheck and the known answers run on the CPU in float64.
+"""
 
 from __future__ import annotations
 
@@ -24,23 +28,23 @@ CELL_IDS = ["rnn-tanh", "rnn-relu", "lstm", "gru"]
 @pytest.mark.parametrize("B", [3, 1, None], ids=["B3", "B1", "unbatched"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize(("name", "kw"), CELLS, ids=CELL_IDS)
-def test_cell_matches_torch_float32(name, kw, bias, B, with_hx):
-    theirs, ours = twins(name, 5, 7, bias=bias, **kw)
+def test_cell_matches_torch_float32(name, kw, bias, B, with_hx, device):
+    theirs, ours = twins(name, 5, 7, bias=bias, device=device, **kw)
     check_against_torch(theirs, ours, *cell_inputs(theirs, B, with_hx=with_hx))
 
 
 @pytest.mark.parametrize("with_hx", [True, False], ids=["hx", "no-hx"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize(("name", "kw"), CELLS, ids=CELL_IDS)
-def test_cell_matches_torch_float64(name, kw, bias, with_hx):
-    theirs, ours = twins(name, 6, 4, bias=bias, dtype=torch.float64, **kw)
+def test_cell_matches_torch_float64(name, kw, bias, with_hx, device):
+    theirs, ours = twins(name, 6, 4, bias=bias, dtype=torch.float64, device=device, **kw)
     check_against_torch(theirs, ours, *cell_inputs(theirs, 5, with_hx=with_hx), tol=F64)
 
 
 @pytest.mark.parametrize(("I", "H"), [(1, 1), (17, 13)])
 @pytest.mark.parametrize(("name", "kw"), CELLS, ids=CELL_IDS)
-def test_cell_odd_sizes(name, kw, I, H):
-    theirs, ours = twins(name, I, H, **kw)
+def test_cell_odd_sizes(name, kw, I, H, device):
+    theirs, ours = twins(name, I, H, device=device, **kw)
     check_against_torch(theirs, ours, *cell_inputs(theirs, 2))
 
 

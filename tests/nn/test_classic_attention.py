@@ -4,6 +4,9 @@ The modules' parameters are named after the equations (W, U, v, b; W_a, v_a), th
 use, so ``torch.func.functional_call`` runs a module on exactly the reference's tensors and every parameter
 gradient is compared by name. The reference (:mod:`classic_reference`, under ``tests/functional``) is loaded by
 path: it is shared with the functional tests, not written twice.
+
+Devices: the comparisons with the reference run the module on every device of the ``device`` fixture (the inputs
+moved there, the results moved back differentiably: see :func:`run_on`), the reference on the CPU in float64.
 """
 
 from __future__ import annotations
@@ -52,17 +55,26 @@ def run_module(m, score: str, x: dict[str, Tensor], key_mask):
     return out.output, out.weights
 
 
+def run_on(device: str, m, score: str, key_mask):
+    """:func:`run_module` on ``device`` (``m`` moved there) for a dict of CPU tensors: the inputs and the mask moved
+    there, the results moved back to the CPU. ``.to`` is differentiable, so the gradients reach the CPU leaves; on
+    the CPU every move is a no-op."""
+    m = m.to(device)
+    mask = None if key_mask is None else key_mask.to(device)
+    return lambda x: tuple(t.cpu() for t in run_module(m, score, {k: v.to(device) for k, v in x.items()}, mask))
+
+
 @pytest.mark.parametrize("backward", ["autograd", "manual"])
 @pytest.mark.parametrize("mask", ref.MASKS)
 @pytest.mark.parametrize("separate_values", [False, True], ids=["values=keys", "values"])
 @pytest.mark.parametrize("shape", list(ref.SHAPES))
 @pytest.mark.parametrize("score", ref.SCORES)
-def test_matches_loop_reference(score, shape, separate_values, mask, backward):
+def test_matches_loop_reference(score, shape, separate_values, mask, backward, device):
     x = ref.make_inputs(score, shape, separate_values=separate_values)
     key_mask = ref.key_mask_for(mask, *x["keys"].shape[:2])
     m = module_for(score, x, backward)
     assert sorted(name for name, _ in m.named_parameters()) == sorted(ref.PARAMS[score])
-    c, w, grads = ref.forward_backward(lambda t: run_module(m, score, t, key_mask), x)
+    c, w, grads = ref.forward_backward(run_on(device, m, score, key_mask), x)
     c_ref, w_ref, grads_ref = ref.forward_backward(lambda t: ref.reference(score, t, key_mask), x)
     torch.testing.assert_close(c, c_ref, **F64)
     torch.testing.assert_close(w, w_ref, **F64)
@@ -71,9 +83,9 @@ def test_matches_loop_reference(score, shape, separate_values, mask, backward):
 
 
 @pytest.mark.parametrize("score", ref.SCORES)
-def test_manual_backward_is_the_hand_derived_function(score):
-    x = ref.make_inputs(score, "step")
-    m = module_for(score, x, "manual")
+def test_manual_backward_is_the_hand_derived_function(score, device):
+    x = {k: v.to(device) for k, v in ref.make_inputs(score, "step").items()}
+    m = module_for(score, x, "manual").to(device)
     out = m(x["query"].requires_grad_(), x["keys"], x["values"])
     expected = "DotAttentionFunctionBackward" if score in ("dot", "general") else "AdditiveAttentionFunctionBackward"
     assert out.output.grad_fn.name() == expected

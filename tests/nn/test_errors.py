@@ -287,3 +287,15 @@ def test_cell_bad_constructor_args(name, kw, arg):
 def test_rnn_cell_bad_nonlinearity():
     with pytest.raises(ValueError, match=r"^nonlinearity: expected 'tanh' or 'relu'"):
         ann.RNNCell(3, 4, nonlinearity="sigmoid")
+
+
+def test_lstm_backward_names_the_two_spellings():
+    """One spelling of "hand-derived backward" across attnlab: backward="manual" | "autograd"."""
+    from attnlab.nn import LSTM
+
+    assert LSTM(3, 4).backward == "manual" and LSTM(3, 4, backward="autograd").backward == "autograd"
+    with pytest.raises(ValueError, match=r"^backward: expected one of \('autograd', 'manual'\), got 'hand'"):
+        LSTM(3, 4, backward="hand")
+    m = LSTM(3, 4)
+    with pytest.raises(ValueError, match=r"^backward: expected one of"):
+        m.backward = True

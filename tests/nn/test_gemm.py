@@ -13,7 +13,7 @@ onednn = pytest.mark.parametrize("enabled", [True, False], ids=["onednn", "torch
 
 @pytest.fixture
 def path(monkeypatch, enabled):
-    monkeypatch.setattr(gemm, "ENABLED", enabled)
+    monkeypatch.setattr(gemm, "USE_ONEDNN", enabled)
     return enabled
 
 

@@ -40,7 +40,7 @@ def test_hand_bptt_equals_autograd_through_the_loop(lengths, dtype):
     fast = ann.LSTM(5, 7, num_layers=2, bidirectional=True).to(dtype)
     slow = ann.LSTM(5, 7, num_layers=2, bidirectional=True).to(dtype)
     slow.load_state_dict(fast.state_dict())
-    slow.use_hand_bptt = False
+    slow.backward = "autograd"
     x = torch.randn(6, 4, 5, dtype=dtype, requires_grad=True)
     upstream = None
     grads = []
@@ -56,7 +56,7 @@ def test_hand_bptt_equals_autograd_through_the_loop(lengths, dtype):
 def test_autograd_path_supports_double_backward():
     torch.manual_seed(0)
     m = ann.LSTM(3, 4).double()
-    m.use_hand_bptt = False
+    m.backward = "autograd"
     x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda x: m(x)[0], (x,))
 

@@ -4,6 +4,10 @@ The conventions differ on purpose, so the oracle gets translated masks: our bool
 attention is allowed (torch's: True where it is not), our ``key_mask`` (B, S) is True at real keys (torch's
 ``key_padding_mask``: True at padding), and our ``is_causal=True`` is given to torch as an explicit mask.
 
+Devices: the comparisons with torch run on every device of the ``device`` fixture (both layers initialised on the
+CPU, torch's moved and ours built from it there; inputs and masks drawn on the CPU and moved); the properties and
+the argument errors run on the CPU.
+
 Shapes: B batch, T query length, S key length, E embed_dim, nh heads, hs = E / nh head size.
 """
 
@@ -15,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from attnlab.functional import AttentionOutput
+from attnlab.functional import AttentionMask, AttentionOutput
 from attnlab.nn import KVCache, MultiHeadAttention
 
 # float64: the same math in (nearly) the same order on both sides; differences are a few ulps.
@@ -29,19 +33,21 @@ SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=N
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def randn(*shape: int, dtype=torch.float32, seed: int = 0) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+def randn(*shape: int, dtype=torch.float32, seed: int = 0, device="cpu") -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
 
 
-def twins(E: int, nh: int, *, impl: str = "auto", dtype=torch.float32, seed: int = 0, **kw):
+def twins(E: int, nh: int, *, impl: str = "auto", dtype=torch.float32, seed: int = 0, device="cpu", **kw):
     """``nn.MultiheadAttention(batch_first=True)`` at torch's initialisation but with random biases (torch zeroes
-    them, and a bias bug would hide behind zeros), and ours from it."""
+    them, and a bias bug would hide behind zeros), initialised on the CPU and moved to ``device``, and ours from it
+    (on its device)."""
     torch.manual_seed(seed)
     theirs = nn.MultiheadAttention(E, nh, batch_first=True, dtype=dtype, **kw)
     with torch.no_grad():
         for name, p in theirs.named_parameters():
             if name.endswith("bias"):
                 p.copy_(0.5 * torch.randn_like(p))
+    theirs = theirs.to(device)
     ours = MultiHeadAttention.from_torch(theirs, impl=impl)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     return theirs, ours
@@ -78,11 +84,13 @@ def check_against_torch(
     if attn_mask is not None and attn_mask.dim() == 4:  # (B, nh, T, S) -> torch's (B * nh, T, S)
         torch_mask = torch_mask.expand(query.shape[0], ours.num_heads, T, S).reshape(-1, T, S)
     if is_causal:
-        torch_mask = torch.ones(T, S, dtype=torch.bool).triu(1)  # True above the diagonal = masked out
+        # True above the diagonal = masked out
+        torch_mask = torch.ones(T, S, dtype=torch.bool, device=query.device).triu(1)
     key_padding_mask = None if key_mask is None else ~key_mask  # torch: True = padding
     if key_mask is not None and torch_mask is not None and torch_mask.is_floating_point():
         # the same mask in torch's preferred form (one dtype for both masks), to keep it from warning
-        key_padding_mask = torch.zeros(key_mask.shape, dtype=query.dtype).masked_fill(~key_mask, float("-inf"))
+        zeros = torch.zeros(key_mask.shape, dtype=query.dtype, device=query.device)
+        key_padding_mask = zeros.masked_fill(~key_mask, float("-inf"))
     inputs = [query] if self_attention else [query, key, value]
     leaves = [x.detach().clone().requires_grad_() for x in inputs]
     res = ours(*leaves, attn_mask=attn_mask, key_mask=key_mask, is_causal=is_causal, need_weights=need_weights)
@@ -102,7 +110,7 @@ def check_against_torch(
         torch.testing.assert_close(res.weights, weights_pt, **tol)
     else:
         assert res.weights is None
-    g = randn(*out_pt.shape, dtype=out_pt.dtype, seed=99)
+    g = randn(*out_pt.shape, dtype=out_pt.dtype, seed=99, device=out_pt.device)
     ours_params, theirs_params = dict(ours.named_parameters()), dict(theirs.named_parameters())
     assert list(ours_params) == list(theirs_params)
     grads = torch.autograd.grad(res.output, [*leaves, *ours_params.values()], g)
@@ -136,18 +144,19 @@ CASES = {
 }
 
 
-def case_inputs(case: str, E: int, nh: int, *, impl: str = "auto", dtype=torch.float32):
-    """``(theirs, ours, args, kwargs)`` for :func:`check_against_torch`."""
+def case_inputs(case: str, E: int, nh: int, *, impl: str = "auto", dtype=torch.float32, device="cpu"):
+    """``(theirs, ours, args, kwargs)`` for :func:`check_against_torch`, on ``device``."""
     B, T, S, twin_kw, spec = CASES[case]
-    theirs, ours = twins(E, nh, impl=impl, dtype=dtype, **twin_kw)
+    theirs, ours = twins(E, nh, impl=impl, dtype=dtype, device=device, **twin_kw)
     lead = () if B is None else (B,)
     args = [randn(*lead, T, E, dtype=dtype, seed=1)]
     if S is not None:
         args += [randn(*lead, S, ours.kdim, dtype=dtype, seed=2), randn(*lead, S, ours.vdim, dtype=dtype, seed=3)]
+    args = [a.to(device) for a in args]
     S = T if S is None else S
     kwargs = {"is_causal": spec.get("is_causal", False)}
     if spec.get("key_mask"):
-        kwargs["key_mask"] = random_allowed((B, S), seed=4)
+        kwargs["key_mask"] = random_allowed((B, S), seed=4).to(device)
     kind = spec.get("attn_mask")
     if kind is not None:
         shape = (T, S) if kind.endswith("TS") and not kind.endswith("BhTS") else (B, nh, T, S)
@@ -155,7 +164,7 @@ def case_inputs(case: str, E: int, nh: int, *, impl: str = "auto", dtype=torch.f
         mask = allowed
         if kind.startswith("float"):
             mask = randn(*shape, dtype=dtype, seed=6).masked_fill(~allowed, float("-inf"))
-        kwargs["attn_mask"] = mask
+        kwargs["attn_mask"] = mask.to(device)
     return theirs, ours, args, kwargs
 
 
@@ -165,16 +174,16 @@ def case_inputs(case: str, E: int, nh: int, *, impl: str = "auto", dtype=torch.f
 @pytest.mark.parametrize("case", list(CASES))
 @WIDTHS
 @pytest.mark.parametrize("impl", IMPLS)
-def test_matches_torch_float32(impl, E, nh, case):
-    theirs, ours, args, kwargs = case_inputs(case, E, nh, impl=impl)
+def test_matches_torch_float32(impl, E, nh, case, device):
+    theirs, ours, args, kwargs = case_inputs(case, E, nh, impl=impl, device=device)
     check_against_torch(theirs, ours, *args, **kwargs)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 @WIDTHS
 @pytest.mark.parametrize("impl", WEIGHT_IMPLS)
-def test_per_head_weights_match_torch(impl, E, nh, case):
-    theirs, ours, args, kwargs = case_inputs(case, E, nh, impl=impl)
+def test_per_head_weights_match_torch(impl, E, nh, case, device):
+    theirs, ours, args, kwargs = case_inputs(case, E, nh, impl=impl, device=device)
     check_against_torch(theirs, ours, *args, **kwargs, need_weights=True)
 
 
@@ -182,8 +191,8 @@ def test_per_head_weights_match_torch(impl, E, nh, case):
     "case", ["self", "cross-kdim-vdim", "float-mask-per-head-key-mask", "causal-key-mask", "self-unbatched"]
 )
 @pytest.mark.parametrize("impl", IMPLS)
-def test_matches_torch_float64(impl, case):
-    theirs, ours, args, kwargs = case_inputs(case, 118, 2, impl=impl, dtype=torch.float64)
+def test_matches_torch_float64(impl, case, device):
+    theirs, ours, args, kwargs = case_inputs(case, 118, 2, impl=impl, dtype=torch.float64, device=device)
     check_against_torch(theirs, ours, *args, **kwargs, tol=F64)
     if impl in WEIGHT_IMPLS:
         check_against_torch(theirs, ours, *args, **kwargs, need_weights=True, tol=F64)
@@ -196,12 +205,12 @@ def test_weights_not_served_by_fused_impls(impl):
         ours(randn(2, 3, 16), need_weights=True)
 
 
-def test_dropout_in_training_only():
+def test_dropout_in_training_only(device):
     """Eval: torch's numbers with dropout set. Training: each weight is dropped (0) or rescaled by 1/(1-p)."""
     p = 0.4
-    theirs, ours = twins(16, 2, dropout=p, impl="naive")
+    theirs, ours = twins(16, 2, dropout=p, impl="naive", device=device)
     theirs.eval(), ours.eval()
-    x = randn(2, 6, 16, seed=1)
+    x = randn(2, 6, 16, seed=1, device=device)
     check_against_torch(theirs, ours, x, need_weights=True)
     w = ours(x, need_weights=True).weights
     ours.train()
@@ -214,14 +223,15 @@ def test_dropout_in_training_only():
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_sequence_without_real_keys_gives_the_output_bias(impl):
+def test_sequence_without_real_keys_gives_the_output_bias(impl, device):
     """A batch entry whose keys are all padding: its attention is zero (no NaN), so the layer returns out_proj's
     bias there, and no gradient is NaN."""
-    _, ours = twins(16, 2, impl=impl)
-    x = randn(3, 5, 16, seed=1, dtype=torch.float64).requires_grad_()
+    _, ours = twins(16, 2, impl=impl, device=device)
+    x = randn(3, 5, 16, seed=1, dtype=torch.float64, device=device).requires_grad_()
     ours = ours.double()
     key_mask = random_allowed((3, 5), seed=2)
     key_mask[1] = False
+    key_mask = key_mask.to(device)
     out = ours(x, key_mask=key_mask).output
     torch.testing.assert_close(out[1], ours.out_proj.bias.expand(5, 16), rtol=0, atol=0)
     out.sum().backward()
@@ -246,6 +256,9 @@ def test_property_permutation_equivariant(impl, T, seed, with_key_mask):
     torch.testing.assert_close(out_perm, out[:, perm])
 
 
+LOWER_RIGHT = AttentionMask(causal="lower_right")  # the new queries are the last positions
+
+
 @pytest.mark.parametrize(
     "steps",
     [[5] + [1] * 15, [1] * 20, [3, 4, 1, 6, 2, 4], [20]],
@@ -253,22 +266,34 @@ def test_property_permutation_equivariant(impl, T, seed, with_key_mask):
 )
 @pytest.mark.parametrize("with_key_mask", [False, True], ids=["", "key-mask"])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_kv_cached_decoding_equals_full_causal_forward(impl, with_key_mask, steps):
+def test_kv_cached_decoding_equals_full_causal_forward(impl, with_key_mask, steps, device):
     """20 positions (past the cache's first capacity of 16, so it grows) fed in pieces through one KVCache."""
-    _, ours = twins(80, 2, impl=impl)
-    x = randn(2, 20, 80, seed=1)
+    _, ours = twins(80, 2, impl=impl, device=device)
+    x = randn(2, 20, 80, seed=1, device=device)
     key_mask = None
     if with_key_mask:
-        key_mask = random_allowed((2, 20), seed=2)
+        key_mask = random_allowed((2, 20), seed=2).to(device)
     with torch.no_grad():
         full = ours(x, is_causal=True, key_mask=key_mask).output
         cache, pieces, t = KVCache(), [], 0
         for n in steps:
             km = None if key_mask is None else key_mask[:, : t + n]  # (B, S): every key seen so far
-            pieces.append(ours(x[:, t : t + n], is_causal=True, key_mask=km, cache=cache).output)
+            pieces.append(ours(x[:, t : t + n], attn_mask=LOWER_RIGHT, key_mask=km, cache=cache).output)
             t += n
     assert cache.length == 20
     torch.testing.assert_close(torch.cat(pieces, dim=1), full)
+
+
+def test_is_causal_after_a_cache_is_refused_and_names_the_explicit_mask():
+    """``is_causal`` is top-left everywhere; queries after cached keys need the bottom-right mask, spelled out."""
+    _, ours = twins(16, 2)
+    x = randn(1, 4, 16, seed=1)
+    cache = KVCache()
+    ours(x, is_causal=True, cache=cache)  # an empty cache: T == S, the two alignments agree
+    with pytest.raises(
+        ValueError, match=r"^is_causal: top-left causal .* attn_mask=AttentionMask\(causal='lower_right'\)"
+    ):
+        ours(x[:, :1], is_causal=True, cache=cache)
 
 
 @SETTINGS

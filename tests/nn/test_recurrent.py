@@ -1,4 +1,8 @@
-"""RNN, LSTM, GRU layers against torch.nn's (packed sequences for lengths), and their properties."""
+"""RNN, LSTM, GRU layers against torch.nn's (packed sequences for lengths), and their properties.
+
+The comparisons with torch run on every device of the ``device`` fixture (the CPU, and CUDA where present: there
+the oracle is cuDNN); gradcheck and the hypothesis properties run on the CPU in float64.
+"""
 
 from __future__ import annotations
 
@@ -41,41 +45,43 @@ SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=N
 @bidir
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @kinds
-def test_layer_matches_torch_float32(name, kw, num_layers, bidirectional, batch_first):
+def test_layer_matches_torch_float32(name, kw, num_layers, bidirectional, batch_first, device):
     cfg = {"num_layers": num_layers, "bidirectional": bidirectional, "batch_first": batch_first}
-    theirs, ours = twins(name, 5, 7, **cfg, **kw)
+    theirs, ours = twins(name, 5, 7, device=device, **cfg, **kw)
     check_against_torch(theirs, ours, *layer_inputs(theirs, T=6, B=3))
 
 
 @pytest.mark.parametrize("lengths", [None, [6, 2, 4]], ids=["full", "lengths"])
 @bidir
 @kinds
-def test_layer_without_bias_matches_torch(name, kw, bidirectional, lengths):
-    theirs, ours = twins(name, 5, 7, num_layers=2, bidirectional=bidirectional, bias=False, **kw)
+def test_layer_without_bias_matches_torch(name, kw, bidirectional, lengths, device):
+    theirs, ours = twins(name, 5, 7, num_layers=2, bidirectional=bidirectional, bias=False, device=device, **kw)
     check_against_torch(theirs, ours, *layer_inputs(theirs, T=6, B=3), lengths=lengths)
 
 
 @pytest.mark.parametrize("with_hx", [True, False], ids=["hx", "no-hx"])
 @bidir
 @kinds
-def test_layer_matches_torch_float64(name, kw, bidirectional, with_hx):
-    theirs, ours = twins(name, 4, 7, num_layers=2, bidirectional=bidirectional, dtype=torch.float64, **kw)
+def test_layer_matches_torch_float64(name, kw, bidirectional, with_hx, device):
+    theirs, ours = twins(
+        name, 4, 7, num_layers=2, bidirectional=bidirectional, dtype=torch.float64, device=device, **kw
+    )
     check_against_torch(theirs, ours, *layer_inputs(theirs, T=9, B=4, with_hx=with_hx), tol=F64)
 
 
 @pytest.mark.parametrize(("T", "B"), [(1, 3), (4, 1), (1, 1)], ids=["T1", "B1", "T1-B1"])
 @bidir
 @kinds
-def test_layer_short_sequence_and_single_batch(name, kw, bidirectional, T, B):
-    theirs, ours = twins(name, 3, 7, num_layers=2, bidirectional=bidirectional, **kw)
+def test_layer_short_sequence_and_single_batch(name, kw, bidirectional, T, B, device):
+    theirs, ours = twins(name, 3, 7, num_layers=2, bidirectional=bidirectional, device=device, **kw)
     check_against_torch(theirs, ours, *layer_inputs(theirs, T=T, B=B))
 
 
 @pytest.mark.parametrize("with_hx", [True, False], ids=["hx", "no-hx"])
 @bidir
 @kinds
-def test_layer_unbatched_input(name, kw, bidirectional, with_hx):
-    theirs, ours = twins(name, 3, 7, num_layers=2, bidirectional=bidirectional, **kw)
+def test_layer_unbatched_input(name, kw, bidirectional, with_hx, device):
+    theirs, ours = twins(name, 3, 7, num_layers=2, bidirectional=bidirectional, device=device, **kw)
     check_against_torch(theirs, ours, *layer_inputs(theirs, T=5, B=None, with_hx=with_hx))
 
 
@@ -92,8 +98,8 @@ def test_layer_unbatched_input(name, kw, bidirectional, with_hx):
     ],
     ids=["rnn-1x1", "lstm-1x1", "gru-1x1", "lstm-proj1", "rnn-17x13", "lstm-17x13-proj5", "gru-11x19"],
 )
-def test_layer_odd_shapes(name, I, H, kw, T, B):
-    theirs, ours = twins(name, I, H, num_layers=2, bidirectional=True, **kw)
+def test_layer_odd_shapes(name, I, H, kw, T, B, device):
+    theirs, ours = twins(name, I, H, num_layers=2, bidirectional=True, device=device, **kw)
     check_against_torch(theirs, ours, *layer_inputs(theirs, T=T, B=B))
 
 
@@ -112,9 +118,9 @@ LENGTH_IDS = ["unsorted", "max-lt-T-BTI", "B1-len1", "full-BTI", "unsorted-max-l
 @pytest.mark.parametrize(("lengths", "T", "batch_first"), LENGTHS, ids=LENGTH_IDS)
 @bidir
 @kinds
-def test_lengths_match_packed_torch(name, kw, bidirectional, lengths, T, batch_first):
+def test_lengths_match_packed_torch(name, kw, bidirectional, lengths, T, batch_first, device):
     cfg = {"num_layers": 2, "bidirectional": bidirectional, "batch_first": batch_first}
-    theirs, ours = twins(name, 3, 7, **cfg, **kw)
+    theirs, ours = twins(name, 3, 7, device=device, **cfg, **kw)
     x, hx = layer_inputs(theirs, T=T, B=len(lengths))
     check_against_torch(theirs, ours, x, hx, lengths=lengths)
 
@@ -124,8 +130,8 @@ def test_lengths_match_packed_torch(name, kw, bidirectional, lengths, T, batch_f
     [list, tuple, torch.tensor, lambda v: torch.tensor(v, dtype=torch.int32)],
     ids=["list", "tuple", "int64", "int32"],
 )
-def test_lengths_types_match_packed_torch(as_type):
-    theirs, ours = twins("LSTM", 3, 7, bidirectional=True)
+def test_lengths_types_match_packed_torch(as_type, device):
+    theirs, ours = twins("LSTM", 3, 7, bidirectional=True, device=device)
     x, hx = layer_inputs(theirs, T=6, B=4)
     check_against_torch(theirs, ours, x, hx, lengths=as_type([2, 6, 1, 4]))
 
@@ -133,8 +139,10 @@ def test_lengths_types_match_packed_torch(as_type):
 @pytest.mark.parametrize("with_hx", [True, False], ids=["hx", "no-hx"])
 @bidir
 @kinds
-def test_lengths_match_packed_torch_float64(name, kw, bidirectional, with_hx):
-    theirs, ours = twins(name, 3, 7, num_layers=2, bidirectional=bidirectional, dtype=torch.float64, **kw)
+def test_lengths_match_packed_torch_float64(name, kw, bidirectional, with_hx, device):
+    theirs, ours = twins(
+        name, 3, 7, num_layers=2, bidirectional=bidirectional, dtype=torch.float64, device=device, **kw
+    )
     x, hx = layer_inputs(theirs, T=7, B=5, with_hx=with_hx)
     check_against_torch(theirs, ours, x, hx, lengths=[4, 7, 1, 2, 6], tol=F64)
 
@@ -142,17 +150,17 @@ def test_lengths_match_packed_torch_float64(name, kw, bidirectional, with_hx):
 @batch_first
 @bidir
 @kinds
-def test_packed_sequence_input(name, kw, bidirectional, batch_first):
+def test_packed_sequence_input(name, kw, bidirectional, batch_first, device):
     cfg = {"num_layers": 2, "bidirectional": bidirectional, "batch_first": batch_first}
-    theirs, ours = twins(name, 3, 7, **cfg, **kw)
+    theirs, ours = twins(name, 3, 7, device=device, **cfg, **kw)
     x, hx = layer_inputs(theirs, T=5, B=4)
     check_against_torch(theirs, ours, x, hx, lengths=[3, 5, 1, 4], packed=True)
 
 
 @kinds
-def test_packed_sequence_enforce_sorted(name, kw):
+def test_packed_sequence_enforce_sorted(name, kw, device):
     # A PackedSequence made with enforce_sorted=True has sorted_indices None; the output keeps that.
-    theirs, ours = twins(name, 3, 7, bidirectional=True, **kw)
+    theirs, ours = twins(name, 3, 7, bidirectional=True, device=device, **kw)
     x, hx = layer_inputs(theirs, T=5, B=3)
     packed = pack_padded_sequence(x, [5, 3, 2], enforce_sorted=True)
     out_t, state_t = theirs(packed, hx)
@@ -165,10 +173,10 @@ def test_packed_sequence_enforce_sorted(name, kw):
 
 @pytest.mark.parametrize(("lengths", "T"), [(None, 5), ([3, 5, 1, 4], 6)], ids=["full", "lengths"])
 @bidir
-def test_lstm_autograd_loop_matches_torch(bidirectional, lengths, T):
-    # The LSTM's plain autograd loop (use_hand_bptt=False, kept for double backward) is a twin too.
-    theirs, ours = twins("LSTM", 3, 7, num_layers=2, bidirectional=bidirectional)
-    ours.use_hand_bptt = False
+def test_lstm_autograd_loop_matches_torch(bidirectional, lengths, T, device):
+    # The LSTM's plain autograd loop (backward="autograd", kept for double backward) is a twin too.
+    theirs, ours = twins("LSTM", 3, 7, num_layers=2, bidirectional=bidirectional, device=device)
+    ours.backward = "autograd"
     check_against_torch(theirs, ours, *layer_inputs(theirs, T=T, B=4), lengths=lengths)
 
 
@@ -205,9 +213,9 @@ def test_lengths_gradcheck(name):
 @pytest.mark.parametrize("lengths", [None, [4, 2, 5]], ids=["full", "lengths"])
 @bidir
 @kinds
-def test_dropout_one_in_train_mode_matches_torch(name, kw, bidirectional, lengths):
+def test_dropout_one_in_train_mode_matches_torch(name, kw, bidirectional, lengths, device):
     # p = 1 zeroes whatever reaches layers 2 and 3 in both implementations: no randomness left to differ.
-    theirs, ours = twins(name, 3, 7, num_layers=3, dropout=1.0, bidirectional=bidirectional, **kw)
+    theirs, ours = twins(name, 3, 7, num_layers=3, dropout=1.0, bidirectional=bidirectional, device=device, **kw)
     assert theirs.training and ours.training
     x, hx = layer_inputs(theirs, T=5, B=3)
     check_against_torch(theirs, ours, x, hx, lengths=lengths)
@@ -229,13 +237,13 @@ def test_dropout_one_zeroes_upper_layer_input(name, kw):
 
 @pytest.mark.parametrize("lengths", [None, [4, 2, 5]], ids=["full", "lengths"])
 @kinds
-def test_dropout_has_no_effect_in_eval_mode(name, kw, lengths):
-    theirs, ours = twins(name, 3, 7, num_layers=3, dropout=0.5, bidirectional=True, **kw)
+def test_dropout_has_no_effect_in_eval_mode(name, kw, lengths, device):
+    theirs, ours = twins(name, 3, 7, num_layers=3, dropout=0.5, bidirectional=True, device=device, **kw)
     theirs.eval()
     ours.eval()
     x, hx = layer_inputs(theirs, T=5, B=3)
     check_against_torch(theirs, ours, x, hx, lengths=lengths)
-    no_dropout = getattr(ann, name)(3, 7, num_layers=3, bidirectional=True, **kw)
+    no_dropout = getattr(ann, name)(3, 7, num_layers=3, bidirectional=True, device=device, **kw)
     no_dropout.load_state_dict(ours.state_dict())
     torch.testing.assert_close(ours(x, hx), no_dropout(x, hx), rtol=0, atol=0)
 

@@ -5,6 +5,10 @@ Mask conventions are translated for the oracle: our ``key_mask`` (B, S) is True 
 ``src_key_padding_mask``: True at padding); our ``is_causal=True`` is given to torch as an explicit causal
 ``src_mask`` together with ``is_causal=True`` (torch takes the flag only as a hint about the mask).
 
+Devices: the comparisons with torch (and with the float64 rotary reference) run on every device of the ``device``
+fixture (both layers initialised on the CPU, torch's moved and ours built from it there; the rotary reference on
+the CPU); the other properties and the argument errors run on the CPU.
+
 Shapes: B batch, T time, C model width, nh heads, hs = C / nh head size.
 """
 
@@ -17,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.functional import AttentionMask
 from attnlab.nn import (
     KVCache,
     LearnedPositionalEmbedding,
@@ -34,14 +39,16 @@ F64 = {"rtol": 1e-10, "atol": 1e-12}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def randn(*shape: int, dtype=torch.float32, seed: int = 0) -> Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+def randn(*shape: int, dtype=torch.float32, seed: int = 0, device="cpu") -> Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
 
 
-def twins(*, norm_first: bool, activation: str, bias: bool, dtype=torch.float32, dropout: float = 0.0, seed=0):
+def twins(
+    *, norm_first: bool, activation: str, bias: bool, dtype=torch.float32, dropout: float = 0.0, seed=0, device="cpu"
+):
     """``nn.TransformerEncoderLayer(batch_first=True)`` (C=24, nh=3, hs=8, FFN 40) with every parameter
     randomised (torch zeroes the attention biases and sets the norms to 1/0: a bug would hide behind them),
-    and ours from it."""
+    initialised on the CPU and moved to ``device``, and ours from it (on its device)."""
     torch.manual_seed(seed)
     theirs = nn.TransformerEncoderLayer(
         24,
@@ -58,6 +65,7 @@ def twins(*, norm_first: bool, activation: str, bias: bool, dtype=torch.float32,
         for name, p in theirs.named_parameters():
             if name.endswith("bias") or name.startswith("norm"):
                 p.copy_(0.5 * torch.randn_like(p) + (1.0 if name.endswith("norm1.weight") else 0.0))
+    theirs = theirs.to(device)
     ours = TransformerEncoderLayer.from_torch(theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     return theirs, ours
@@ -67,14 +75,15 @@ def check_against_torch(theirs, ours, x: Tensor, *, key_mask=None, is_causal=Fal
     """Forward and backward (the input's gradient and every parameter's, by name) of ours and torch's."""
     tol = tol or {}
     T = x.shape[1]
-    src_mask = torch.ones(T, T, dtype=torch.bool).triu(1) if is_causal else None  # torch: True = masked out
+    # torch: True = masked out
+    src_mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1) if is_causal else None
     padding = None if key_mask is None else ~key_mask  # torch: True = padding
     x_ours, x_pt = x.detach().clone().requires_grad_(), x.detach().clone().requires_grad_()
     y, weights = ours(x_ours, key_mask=key_mask, is_causal=is_causal)
     y_pt = theirs(x_pt, src_mask=src_mask, src_key_padding_mask=padding, is_causal=is_causal)
     assert weights is None
     torch.testing.assert_close(y, y_pt, **tol)
-    g = randn(*y.shape, dtype=y.dtype, seed=99)
+    g = randn(*y.shape, dtype=y.dtype, seed=99, device=y.device)
     ours_params, theirs_params = dict(ours.named_parameters()), dict(theirs.named_parameters())
     assert list(ours_params) == list(theirs_params)
     grads = torch.autograd.grad(y, [x_ours, *ours_params.values()], g)
@@ -95,36 +104,38 @@ BLOCKS = pytest.mark.parametrize(
 MASKS = pytest.mark.parametrize(("masking"), ["none", "key_mask", "causal", "both"])
 
 
-def masks_for(masking: str, B: int, T: int) -> dict:
-    key_mask = padding_mask([T, 3, 1][:B], T) if masking in ("key_mask", "both") else None
+def masks_for(masking: str, B: int, T: int, device="cpu") -> dict:
+    key_mask = padding_mask([T, 3, 1][:B], T).to(device) if masking in ("key_mask", "both") else None
     return {"key_mask": key_mask, "is_causal": masking in ("causal", "both")}
 
 
 @BLOCKS
 @MASKS
-def test_matches_torch_float32(norm_first, activation, bias, masking):
-    theirs, ours = twins(norm_first=norm_first, activation=activation, bias=bias)
-    check_against_torch(theirs, ours, randn(3, 7, 24), **masks_for(masking, 3, 7))
+def test_matches_torch_float32(norm_first, activation, bias, masking, device):
+    theirs, ours = twins(norm_first=norm_first, activation=activation, bias=bias, device=device)
+    check_against_torch(theirs, ours, randn(3, 7, 24, device=device), **masks_for(masking, 3, 7, device))
 
 
 @BLOCKS
 @MASKS
-def test_matches_torch_float64(norm_first, activation, bias, masking):
-    theirs, ours = twins(norm_first=norm_first, activation=activation, bias=bias, dtype=torch.float64)
-    check_against_torch(theirs, ours, randn(3, 7, 24, dtype=torch.float64), **masks_for(masking, 3, 7), tol=F64)
+def test_matches_torch_float64(norm_first, activation, bias, masking, device):
+    theirs, ours = twins(norm_first=norm_first, activation=activation, bias=bias, dtype=torch.float64, device=device)
+    check_against_torch(
+        theirs, ours, randn(3, 7, 24, dtype=torch.float64, device=device), **masks_for(masking, 3, 7, device), tol=F64
+    )
 
 
-def test_batch_of_one_and_single_token():
-    theirs, ours = twins(norm_first=True, activation="gelu", bias=True)
-    check_against_torch(theirs, ours, randn(1, 1, 24), is_causal=True)
+def test_batch_of_one_and_single_token(device):
+    theirs, ours = twins(norm_first=True, activation="gelu", bias=True, device=device)
+    check_against_torch(theirs, ours, randn(1, 1, 24, device=device), is_causal=True)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
-def test_dropout_layer_in_eval_mode_matches_torch(norm_first):
-    theirs, ours = twins(norm_first=norm_first, activation="relu", bias=True, dropout=0.3)
+def test_dropout_layer_in_eval_mode_matches_torch(norm_first, device):
+    theirs, ours = twins(norm_first=norm_first, activation="relu", bias=True, dropout=0.3, device=device)
     assert ours.self_attn.dropout == 0.3 and ours.dropout.p == ours.dropout1.p == ours.dropout2.p == 0.3
     theirs.eval(), ours.eval()
-    x = randn(2, 6, 24)
+    x = randn(2, 6, 24, device=device)
     with torch.no_grad():
         torch.testing.assert_close(ours(x)[0], theirs(x))
     check_against_torch(theirs, ours, x)  # with gradients (torch leaves its fused inference path)
@@ -174,12 +185,13 @@ def test_error_from_torch_of_another_activation(activation):
 
 
 @pytest.mark.parametrize("activation", [nn.GELU(), nn.ReLU()], ids=["GELU", "ReLU"])
-def test_from_torch_accepts_activation_modules(activation):
+def test_from_torch_accepts_activation_modules(activation, device):
     torch.manual_seed(0)
     theirs = nn.TransformerEncoderLayer(24, 3, 40, dropout=0.0, activation=activation, batch_first=True)
+    theirs = theirs.to(device)
     ours = TransformerEncoderLayer.from_torch(theirs)
     assert ours.activation_name == type(activation).__name__.lower()
-    check_against_torch(theirs, ours, randn(2, 4, 24))
+    check_against_torch(theirs, ours, randn(2, 4, 24, device=device))
 
 
 # --- positional encodings ----------------------------------------------------------------------------------
@@ -312,16 +324,16 @@ def test_rotary_attention_is_relative():
 
 
 @pytest.mark.parametrize("pieces", [[1] * 20, [5, 1, 1, 13], [20]], ids=["token-by-token", "mixed", "one-call"])
-def test_rotary_kv_cached_decoding_equals_full_causal_forward(pieces):
+def test_rotary_kv_cached_decoding_equals_full_causal_forward(pieces, device):
     """20 positions (past the cache's first capacity of 16) fed in pieces through one KVCache: each piece's
     rotation continues at the cached length."""
     torch.manual_seed(0)
-    mha = MultiHeadAttention(24, 3, rotary=True)
-    x = randn(2, 20, 24)
+    mha = MultiHeadAttention(24, 3, rotary=True).to(device)
+    x = randn(2, 20, 24, device=device)
     full = mha(x, is_causal=True).output
     cache, outs, t = KVCache(), [], 0
     for n in pieces:
-        outs.append(mha(x[:, t : t + n], is_causal=True, cache=cache).output)
+        outs.append(mha(x[:, t : t + n], attn_mask=AttentionMask(causal="lower_right"), cache=cache).output)
         t += n
     assert cache.length == 20
     torch.testing.assert_close(torch.cat(outs, dim=1), full)
@@ -337,8 +349,8 @@ def rotary_reference(x: Tensor, offset: int) -> Tensor:
 
 
 @pytest.mark.parametrize("offset", [0, 5, 1000])
-def test_rotary_matches_a_reference_rotation(offset):
+def test_rotary_matches_a_reference_rotation(offset, device):
     """float32 within torch's default tolerances, float64 at float64 precision (far positions included)."""
     x = randn(3, 6, 10, dtype=torch.float64)
-    torch.testing.assert_close(apply_rotary(x.float(), offset), rotary_reference(x, offset).float())
-    torch.testing.assert_close(apply_rotary(x, offset), rotary_reference(x, offset), **F64)
+    torch.testing.assert_close(apply_rotary(x.float().to(device), offset).cpu(), rotary_reference(x, offset).float())
+    torch.testing.assert_close(apply_rotary(x.to(device), offset).cpu(), rotary_reference(x, offset), **F64)

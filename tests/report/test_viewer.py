@@ -322,3 +322,13 @@ def test_viz_gpt_rejects_text_outside_the_vocabulary_and_too_long(tmp_path, caps
     assert main(["viz", "hello world", "--model", str(ckpt), "--out", str(tmp_path / "x.html")]) == 2
     assert "sentence: 11 tokens exceed the model's block_size of 8" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
+
+
+def test_viz_out_a_folder_is_one_line_and_the_folder_is_untouched(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    assert main(["viz", "a cat", "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out: {folder} is a folder" in err
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]

@@ -16,9 +16,17 @@ _MODULES = {
     "attention-memory": "attention_memory",
     "gpt": "gpt",
     "encoder": "encoder",
+    "exercises": "exercises",
+    "flash": "flash",
 }
-# Run only when named: it needs ~16 GiB for naive attention at n=16384 and minutes for n=65536.
-_ON_REQUEST = {"attention-memory"}
+# Run only when named: attention-memory needs ~16 GiB for naive attention at n=16384 and minutes for n=65536;
+# flash times GPU kernels.
+_ON_REQUEST = {"attention-memory", "flash"}
+# Measure the CPU only (oneDNN against MKL; the exercise checks a learner runs): skipped by a run on another device,
+# refused when named for one.
+CPU_ONLY = {"gemm", "exercises"}
+# Measure a GPU only (the Triton kernels against torch's fused CUDA kernels): refused when named for the CPU.
+GPU_ONLY = {"flash"}
 
 
 def names() -> list[str]:
@@ -37,9 +45,11 @@ def _module(name: str):
     return importlib.import_module(f"attnlab.bench.{_MODULES[name]}")
 
 
-def run(name: str, *, quick: bool = False) -> dict[str, Any]:
-    """Run one benchmark; ``quick`` trims sizes and repeats (a smoke run, not for recorded figures)."""
-    return _module(name).run(quick=quick)
+def run(name: str, *, quick: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """Run one benchmark on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); ``quick`` trims sizes and repeats
+    (a smoke run, not for recorded figures). A benchmark that measures one kind of device only (``gemm``: the CPU's
+    oneDNN) raises ValueError for the other."""
+    return _module(name).run(quick=quick, device=device)
 
 
 def to_markdown(name: str, result: dict[str, Any]) -> str:

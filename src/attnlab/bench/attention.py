@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 import attnlab.nn as ann
+from attnlab._checks import resolve_device
 from attnlab.functional import scaled_dot_product_attention
 from attnlab.measure import machine, side_by_side, timing_row
 
@@ -35,12 +36,13 @@ def _sdpa_fn(impl: str, q, k, v, train: bool):
     return fn
 
 
-def run(*, quick: bool = False) -> dict[str, Any]:
+def run(*, quick: bool = False, device: str = "cpu") -> dict[str, Any]:
+    device = resolve_device(device)
     min_time = 0.05 if quick else 0.5
     rows = []
     for n in (512,) if quick else (1024, 4096):
         torch.manual_seed(0)
-        q, k, v = (torch.randn(1, 8, n, 64, requires_grad=True) for _ in range(3))
+        q, k, v = (torch.randn(1, 8, n, 64, device=device, requires_grad=True) for _ in range(3))
         for mode in ("forward", "forward+backward"):
             train = mode != "forward"
             for impl in ("naive", "manual", "chunked"):
@@ -53,9 +55,9 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
     B, T, E, nh = (2, 128, 128, 4) if quick else (8, 512, 512, 8)
     torch.manual_seed(0)
-    theirs = torch.nn.MultiheadAttention(E, nh, batch_first=True)
+    theirs = torch.nn.MultiheadAttention(E, nh, batch_first=True, device=device)
     ours = ann.MultiHeadAttention.from_torch(theirs)
-    x = torch.randn(B, T, E, requires_grad=True)
+    x = torch.randn(B, T, E, device=device, requires_grad=True)
 
     def step(fn):
         def run_step():
@@ -72,7 +74,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         t_ours, t_torch = side_by_side(step(lambda: ours(x).output), step(fn), min_time)
         case = f"B={B} T={T} E={E} nh={nh}, torch {label}"
         rows.append(timing_row(t_ours, t_torch, what="mha", case=case, mode="forward+backward"))
-    return {"quick": quick, "machine": machine(), "rows": rows}
+    return {"device": device, "quick": quick, "machine": machine(), "rows": rows}
 
 
 def to_markdown(result: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from attnlab._checks import resolve_device
 from attnlab.measure import machine, side_by_side, timing_row
 from attnlab.models.encoder import Encoder, default_model_dir
 
@@ -64,15 +65,16 @@ def _forward(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, ours
     return fn
 
 
-def run(*, quick: bool = False) -> dict[str, Any]:
+def run(*, quick: bool = False, device: str = "cpu") -> dict[str, Any]:
     """``quick``: batch 4, length 32, brief timing (a smoke run, not for recorded figures)."""
+    device = resolve_device(device)
     batch, length = (4, 32) if quick else (BATCH, LENGTH)
     min_time = 0.05 if quick else 2.0
     rounds = 1 if quick else 5  # ~0.6 s per forward: five interleaved medians, not two, on a noisy machine
-    ours, theirs = load_pair()
+    ours, theirs = (m.to(device) for m in load_pair())
     rows = []
     for case, padded in (("full", False), ("padded", True)):
-        ids, mask = make_inputs(batch, length, padded)
+        ids, mask = (t.to(device) for t in make_inputs(batch, length, padded))
         with torch.no_grad():  # the same function before timing it (max abs difference over real tokens)
             diff = ours(ids, mask).last_hidden_state - theirs(input_ids=ids, attention_mask=mask).last_hidden_state
             err = float((diff.abs() * mask[:, :, None]).max())
@@ -90,7 +92,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             }
         )
     return {
-        "config": {"model": "all-MiniLM-L6-v2", "batch_size": batch, "length": length, "device": "cpu"},
+        "config": {"model": "all-MiniLM-L6-v2", "batch_size": batch, "length": length, "device": device},
         "reference": f"transformers.BertModel ({theirs.config._attn_implementation})",
         "quick": quick,
         "machine": machine(),

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from attnlab._checks import resolve_device
 from attnlab.measure import machine, side_by_side, timing_row
 from attnlab.nn import gemm, lstm_bptt
 
@@ -41,7 +42,11 @@ def _cases() -> list[tuple[str, str, Any, Any]]:
     ]  # fmt: skip
 
 
-def run(*, quick: bool = False) -> dict[str, Any]:
+def run(*, quick: bool = False, device: str = "cpu") -> dict[str, Any]:
+    if resolve_device(device) != "cpu":
+        raise ValueError(
+            f"--device: gemm measures the CPU's oneDNN products against MKL; it runs on cpu, got {device!r}"
+        )
     min_time = 0.05 if quick else 0.5
     rows = []
     for what, shapes, ours, theirs in _cases():

@@ -47,11 +47,7 @@ from attnlab.functional.scores import (
     check_attention_inputs,
 )
 from attnlab.functional.sdpa import AttentionOutput, scaled_dot_product_attention
-
-
-def _softmax_backward(p: Tensor, d_p: Tensor) -> Tensor:
-    """``dE = P * (dP - rowsum(dP * P))``: the softmax Jacobian ``diag(p) - p p^T`` applied to ``dP`` (B, S)."""
-    return p * (d_p - (d_p * p).sum(-1, keepdim=True))
+from attnlab.functional.softmax import softmax_backward
 
 
 def _context_backward(p: Tensor, x: Tensor, d_c: Tensor, d_p_out: Tensor) -> tuple[Tensor, Tensor]:
@@ -85,7 +81,7 @@ class AdditiveAttentionFunction(torch.autograd.Function):
     def backward(ctx, d_c, d_p_out):
         s, h, x, W, U, v, a, p = ctx.saved_tensors
         d_p, d_x = _context_backward(p, x, d_c, d_p_out)  # step 1
-        d_e = _softmax_backward(p, d_p)  # step 2: (B, S)
+        d_e = softmax_backward(p, d_p)  # step 2: (B, S)
         d_v = torch.einsum("bs,bsa->a", d_e, a)  # step 3: sum over b, j of dE_j a_j
         d_z = (d_e.unsqueeze(-1) * v) * (1 - a * a)  # steps 3-4: (B, S, 1) * (A,) * (B, S, A) -> (B, S, A)
         d_z_sum = d_z.sum(1)  # (B, A): W s + b is shared by the S keys
@@ -124,7 +120,7 @@ class DotAttentionFunction(torch.autograd.Function):
     def backward(ctx, d_c, d_p_out):
         q, h, x, p = ctx.saved_tensors
         d_p, d_x = _context_backward(p, x, d_c, d_p_out)
-        d_e = _softmax_backward(p, d_p)  # (B, S)
+        d_e = softmax_backward(p, d_p)  # (B, S)
         d_q = (d_e.unsqueeze(1) @ h).squeeze(1)  # (B, 1, S) @ (B, S, D) -> (B, D): sum_j dE_j h_j
         d_h = d_e.unsqueeze(-1) * q.unsqueeze(1)  # (B, S, 1) * (B, 1, D) -> (B, S, D): dE_j q
         if ctx.values_are_keys:

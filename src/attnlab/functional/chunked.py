@@ -15,8 +15,11 @@ running ``m`` and ``l`` (O(T + S)). The backward saves only the output and the l
     D = \mathrm{rowsum}(dO \circ O), \quad dV_b \mathrel{+}= P_b^\top dO, \quad dP_b = dO V_b^\top, \quad
     dS_b = P_b \circ (dP_b - D), \quad dQ \mathrel{+}= dS_b K_b s, \quad dK_b \mathrel{+}= dS_b^\top Q s
 
-(``D`` replaces ``rowsum(dP * P)``: both equal ``rowsum(dO * O)``.) Causal tiles entirely above the diagonal are
-skipped. Rows with no allowed key: ``l = 0`` gives a zero output and ``L = +inf`` gives ``P = 0`` in the backward.
+(``D`` replaces ``rowsum(dP * P)``: both equal ``rowsum(dO * O)``.) The mask is an
+:class:`~attnlab.functional.masks.AttentionMask` asked for one tile at a time: key blocks a query block cannot
+see (above a causal diagonal in either alignment, left of a sliding window) are skipped, so causal, windowed and
+key-padded attention keep the O(T + S) extra memory; only a user's dense ``(T, S)`` mask is an O(T S) input.
+Rows with no allowed key: ``l = 0`` gives a zero output and ``L = +inf`` gives ``P = 0`` in the backward.
 Dropout regenerates each tile's keep-mask in the backward from a per-tile seed.
 """
 
@@ -26,6 +29,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from attnlab.functional.masks import AttentionMask
+from attnlab.functional.softmax import softmax_backward
+
 BLOCK_Q = 256
 BLOCK_K = 512
 
@@ -34,8 +40,7 @@ def chunked_attention(
     query: Tensor,
     key: Tensor,
     value: Tensor,
-    attn_mask: Tensor | None,
-    is_causal: bool,
+    mask: AttentionMask | None,
     scale: float,
     dropout_p: float,
     batch: tuple[int, ...],
@@ -43,25 +48,25 @@ def chunked_attention(
     block_k: int = BLOCK_K,
 ) -> Tensor:
     """Arguments as checked by :func:`attnlab.functional.scaled_dot_product_attention`; returns ``(..., T, hv)``."""
-    if attn_mask is not None and attn_mask.requires_grad:
+    if mask is not None and mask.dense is not None and mask.dense.requires_grad:
         raise ValueError("attn_mask: impl='chunked' does not differentiate the mask; use impl='naive' or 'manual'")
     if query.dtype in (torch.float16, torch.bfloat16):  # tiles and running sums in float32, as torch's kernels
-        mask32 = attn_mask if attn_mask is None or attn_mask.dtype == torch.bool else attn_mask.float()
-        out = chunked_attention(
-            query.float(), key.float(), value.float(), mask32, is_causal, scale, dropout_p, batch, block_q, block_k
-        )
+        mask32 = None if mask is None else mask.to_float()
+        with torch.autocast(query.device.type, enabled=False):  # float32 tiles even under autocast
+            out = chunked_attention(
+                query.float(), key.float(), value.float(), mask32, scale, dropout_p, batch, block_q, block_k
+            )
         return out.to(query.dtype)
     q, k, v = (x.expand(*batch, *x.shape[-2:]) for x in (query, key, value))  # views, no copy
-    mask = None if attn_mask is None else attn_mask.expand(*batch, q.shape[-2], k.shape[-2])  # (..., T, S) view
     seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout_p > 0 else 0
-    return _ChunkedSDPA.apply(q, k, v, mask, is_causal, scale, dropout_p, seed, block_q, block_k)
+    return _ChunkedSDPA.apply(q, k, v, mask, scale, dropout_p, seed, block_q, block_k)
 
 
 class _Tiles:
     """The tile geometry, the masking of one tile, and its dropout keep-mask (regenerated from its seed)."""
 
-    def __init__(self, T, S, mask, is_causal, block_q, block_k, dropout_p, seed, like):
-        self.T, self.S, self.mask, self.causal = T, S, mask, is_causal
+    def __init__(self, T, S, mask, block_q, block_k, dropout_p, seed, like):
+        self.T, self.S, self.mask = T, S, mask
         self.bq, self.bk, self.p, self.seed, self.like = block_q, block_k, dropout_p, seed, like
         self.n_k = -(-S // block_k)
 
@@ -69,20 +74,19 @@ class _Tiles:
         return [(i0, min(i0 + self.bq, self.T)) for i0 in range(0, self.T, self.bq)]
 
     def k_blocks(self, i0: int, i1: int):
-        for j0 in range(0, self.S, self.bk):
-            if self.causal and j0 > i1 - 1:  # every key of the tile is after every query: skipped entirely
-                break
+        """The key blocks some query of ``[i0, i1)`` may see; the others are skipped entirely."""
+        lo, hi = (0, self.S) if self.mask is None else self.mask.key_range(i0, i1, self.T, self.S)
+        for j0 in range(lo - lo % self.bk, hi, self.bk):
             yield j0, min(j0 + self.bk, self.S)
 
     def scores(self, qi: Tensor, kj: Tensor, i0, i1, j0, j1, scale: float) -> Tensor:
         s = (qi @ kj.transpose(-2, -1)) * scale  # (..., bq, hs) @ (..., hs, bk) -> (..., bq, bk)
-        if self.causal and j1 - 1 > i0:  # the tile straddles the diagonal: key j allowed iff j <= i
-            rows = torch.arange(i0, i1, device=s.device).unsqueeze(1)
-            cols = torch.arange(j0, j1, device=s.device)
-            s = s.masked_fill(cols > rows, float("-inf"))
         if self.mask is not None:
-            tile = self.mask[..., i0:i1, j0:j1]
-            s = s.masked_fill(~tile, float("-inf")) if tile.dtype == torch.bool else s + tile
+            allowed, bias = self.mask.tile(i0, i1, j0, j1, self.T, self.S, s.device)
+            if allowed is not None:
+                s = s.masked_fill(~allowed, float("-inf"))
+            if bias is not None:
+                s = s + bias
         return s
 
     def keep(self, shape, i0: int, j0: int) -> Tensor:
@@ -93,9 +97,9 @@ class _Tiles:
 
 class _ChunkedSDPA(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, mask, is_causal, scale, dropout_p, seed, block_q, block_k):
+    def forward(ctx, q, k, v, mask, scale, dropout_p, seed, block_q, block_k):
         T, S = q.shape[-2], k.shape[-2]
-        tiles = _Tiles(T, S, mask, is_causal, block_q, block_k, dropout_p, seed, q)
+        tiles = _Tiles(T, S, mask, block_q, block_k, dropout_p, seed, q)
         out = q.new_empty(*q.shape[:-1], v.shape[-1])  # (..., T, hv)
         lse = q.new_empty(*q.shape[:-1], 1)  # (..., T, 1): log-sum-exp of each row's scores
         for i0, i1 in tiles.q_blocks():
@@ -144,7 +148,7 @@ class _ChunkedSDPA(torch.autograd.Function):
                     d_p = d_p * keep / (1 - p_drop)
                 else:
                     d_v[..., j0:j1, :] += p.transpose(-2, -1) @ d_oi  # (..., bk, bq) @ (..., bq, hv)
-                d_s = p * (d_p - D_i)  # (..., bq, bk)
+                d_s = softmax_backward(p, d_p, D_i)  # (..., bq, bk): P * (dP - D)
                 d_q[..., i0:i1, :] += (d_s @ kj) * scale  # (..., bq, bk) @ (..., bk, hs)
                 d_k[..., j0:j1, :] += (d_s.transpose(-2, -1) @ qi) * scale  # (..., bk, bq) @ (..., bq, hs)
-        return d_q, d_k, d_v, None, None, None, None, None, None, None
+        return d_q, d_k, d_v, None, None, None, None, None, None

@@ -43,7 +43,8 @@ import torch
 from torch import Tensor
 
 from attnlab._checks import check_float, check_ndim, check_same_dtype_device, check_shape, check_tensor, shape_str
-from attnlab.functional.sdpa import AttentionOutput, masked_softmax, scaled_dot_product_attention
+from attnlab.functional.sdpa import AttentionOutput, scaled_dot_product_attention
+from attnlab.functional.softmax import masked_softmax
 
 SCORES = ("additive", "dot", "general", "concat")
 

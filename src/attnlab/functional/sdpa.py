@@ -12,19 +12,29 @@ temperature: ``scale = 1 / (tau sqrt(d_k))``).
 
 Shapes: query ``(..., T, hs)``, key ``(..., S, hs)``, value ``(..., S, hv)`` with broadcastable leading dims;
 ``attn_mask`` broadcastable to ``(..., T, S)``: bool (True = may attend, as in torch) or float (added to the
-scores). ``is_causal``: query i attends keys j <= i (top-left aligned, as torch). A query row with no allowed
-key returns zeros (not NaN), in every implementation, and passes no gradient. In float16/bfloat16 the
-from-scratch implementations compute in float32 and return the input's dtype, as torch's kernels do.
+scores), or an :class:`~attnlab.functional.masks.AttentionMask` (causal in either alignment, a sliding window,
+key padding) that is materialized only by the implementations that hold the scores. ``is_causal``: query i
+attends keys j <= i (top-left aligned, as torch; bottom-right is ``AttentionMask(causal="lower_right")``). A
+query row with no allowed key returns zeros (not NaN), in every implementation, and passes no gradient. In
+float16/bfloat16 the from-scratch implementations compute in float32 and return the input's dtype, as torch's
+kernels do.
 
 Implementations (``impl``):
 
 - ``"naive"``: materializes the ``(T, S)`` weights; autograd differentiates it; can return the weights.
 - ``"manual"``: the naive forward with the hand-derived backward (:class:`_ManualSDPA`), per row:
-  ``dV = P^T dO``, ``dP = dO V^T``, ``dS = P * (dP - rowsum(dP * P))``, ``dQ = dS K s``, ``dK = dS^T Q s``.
+  ``dV = P^T dO``, ``dP = dO V^T``, ``dS = P * (dP - rowsum(dP * P))`` (:func:`~attnlab.functional.softmax.
+  softmax_backward`), ``dQ = dS K s``, ``dK = dS^T Q s``.
 - ``"chunked"``: FlashAttention-style tiling with the online softmax (:mod:`attnlab.functional.chunked`):
   O(T + S) extra memory per head, forward and backward.
 - ``"torch"``: ``torch.nn.functional.scaled_dot_product_attention`` (the fused kernel).
+- ``"triton"``: FlashAttention-2 in Triton (:mod:`attnlab.functional.flash_triton`): CUDA, or the CPU through
+  Triton's interpreter; float16/bfloat16/float32; causal in either alignment and key padding, no other mask.
 - ``"auto"``: torch's kernel, unless the weights are asked for (then naive).
+
+``enable_gqa`` (torch's argument): key/value may have fewer heads (dim -3) than query, a divisor of them; query
+head h then uses key/value head ``h // (Hq / Hkv)`` (grouped-query attention; :mod:`attnlab.functional.gqa`
+says how each implementation serves it without copying the keys).
 """
 
 from __future__ import annotations
@@ -36,9 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab._checks import check_float, check_tensor, shape_str
+from attnlab._checks import autocast_enabled, broadcast_shapes, check_float, check_tensor, shape_str
+from attnlab.functional import gqa
+from attnlab.functional.masks import AttentionMask, as_mask
+from attnlab.functional.softmax import masked_softmax, softmax_backward
 
-IMPLS = ("naive", "chunked", "manual", "torch", "auto")
+IMPLS = ("naive", "chunked", "manual", "torch", "triton", "auto")
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -53,10 +66,11 @@ def scaled_dot_product_attention(
     query: Tensor,
     key: Tensor,
     value: Tensor,
-    attn_mask: Tensor | None = None,
+    attn_mask: Tensor | AttentionMask | None = None,
     dropout_p: float = 0.0,
     is_causal: bool = False,
     scale: float | None = None,
+    enable_gqa: bool = False,
     *,
     impl: str = "auto",
     return_weights: bool = False,
@@ -68,79 +82,109 @@ def scaled_dot_product_attention(
     materialize them; ``auto`` then picks naive). ``dropout_p`` is applied whenever it is > 0, as in torch's
     function: pass 0 in evaluation.
     """
-    batch = check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl)
+    if isinstance(query, Tensor) and autocast_enabled(query):  # as torch's function does under autocast
+        query, key, value, attn_mask = _autocast(query, key, value, attn_mask)
+    mask, batch = check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl, enable_gqa)
     s = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     if impl == "auto":
         impl = "naive" if return_weights else "torch"
     if return_weights and impl not in ("naive", "manual"):
         raise ValueError(f"return_weights: only impl='naive' or 'manual' materialize the weights, got impl={impl!r}")
-    if impl in ("naive", "manual") and query.dtype in LOW_PRECISION:
-        # Scores, softmax and accumulators in float32, as torch's kernels do; the result in the input's dtype.
-        mask32 = attn_mask if attn_mask is None or attn_mask.dtype == torch.bool else attn_mask.float()
-        out = scaled_dot_product_attention(
-            query.float(),
-            key.float(),
-            value.float(),
-            mask32,
-            dropout_p,
-            is_causal,
-            s,
-            impl=impl,
-            return_weights=return_weights,
-        )
-        if return_weights:
-            return AttentionOutput(out.output.to(query.dtype), out.weights.to(query.dtype))
-        return out.to(query.dtype)
-    mask = attention_bias(attn_mask, is_causal, query.shape[-2], key.shape[-2], query)  # (..., T, S) or None
+    T, S = query.shape[-2], key.shape[-2]
+    if mask is not None and mask.allows_all(T, S):
+        mask = None  # e.g. one query after a cache, bottom-right: every key is allowed, no mask is built
+    if enable_gqa and key.shape[-3] != query.shape[-3]:
+        return _grouped(query, key, value, mask, dropout_p, s, impl, return_weights)
+    if impl == "triton":  # Triton is optional: imported only when asked for
+        from attnlab.functional import flash_triton
+
+        return flash_triton.from_sdpa(query, key, value, mask, dropout_p, s, batch)
     if impl == "torch":
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=s
+        dense, causal = (None, False) if mask is None else mask.dense_for_torch(T, S, query)
+        return F.scaled_dot_product_attention(
+            query, key, value, attn_mask=dense, dropout_p=dropout_p, is_causal=causal, scale=s
         )
-        return out
     if impl == "chunked":
         from attnlab.functional.chunked import chunked_attention
 
-        return chunked_attention(query, key, value, attn_mask, is_causal, s, dropout_p, batch)
+        return chunked_attention(query, key, value, mask, s, dropout_p, batch)
+    if query.dtype in LOW_PRECISION:
+        # Scores, softmax and accumulators in float32, as torch's kernels do; the result in the input's dtype.
+        with torch.autocast(query.device.type, enabled=False):
+            out = scaled_dot_product_attention(
+                query.float(),
+                key.float(),
+                value.float(),
+                None if mask is None else mask.to_float(),
+                dropout_p,
+                False,
+                s,
+                impl=impl,
+                return_weights=return_weights,
+            )
+        if return_weights:
+            return AttentionOutput(out.output.to(query.dtype), out.weights.to(query.dtype))
+        return out.to(query.dtype)
+    bias = None if mask is None else mask.bias(T, S, query)  # (..., T, S) additive, or None
     q, k, v = (x.expand(*batch, *x.shape[-2:]) for x in (query, key, value))
     if impl == "manual":
-        out, weights = _ManualSDPA.apply(q, k, v, mask, s, dropout_p)
+        out, weights = _ManualSDPA.apply(q, k, v, bias, s, dropout_p)
     else:
-        out, weights = _naive(q, k, v, mask, s, dropout_p)
+        out, weights = _naive(q, k, v, bias, s, dropout_p)
     return AttentionOutput(out, weights) if return_weights else out
 
 
-def _naive(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, s: float, dropout_p: float):
-    scores = _scores(q, k, mask, s)  # (..., T, S)
-    weights = masked_softmax(scores)  # rows with no allowed key -> 0
+def _grouped(query, key, value, mask, dropout_p, s, impl, return_weights):
+    """Grouped-query attention (key/value heads fewer than query heads): :mod:`attnlab.functional.gqa`."""
+    if impl == "torch":
+        T, S = query.shape[-2], key.shape[-2]
+        dense, causal = (None, False) if mask is None else mask.dense_for_torch(T, S, query)
+        return gqa.torch_gqa(query, key, value, dense, dropout_p, causal, s)
+    if impl not in gqa.REGROUPED_IMPLS:
+        key, value = gqa.repeat_kv(key, value, query.shape[-3] // key.shape[-3])  # torch's definition
+        return scaled_dot_product_attention(query, key, value, mask, dropout_p, False, s, impl=impl)
+    q, k, v, mask, ungroup = gqa.regroup(query, key, value, mask, key.shape[-3])
+    out = scaled_dot_product_attention(q, k, v, mask, dropout_p, False, s, impl=impl, return_weights=return_weights)
+    return AttentionOutput(ungroup(out.output), ungroup(out.weights)) if return_weights else ungroup(out)
+
+
+def _autocast(query: Tensor, key, value, attn_mask) -> tuple:
+    """Under ``torch.autocast`` the operands (and a float mask) in its low-precision dtype (torch's SDPA is on
+    autocast's lower-precision list); non-tensors pass through to the argument checks."""
+    dtype = torch.get_autocast_dtype(query.device.type)
+    return tuple(
+        x.to(dtype) if isinstance(x, Tensor) and x.is_floating_point() else x for x in (query, key, value, attn_mask)
+    )
+
+
+def _naive(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, s: float, dropout_p: float):
+    weights = _softmax(_scores(q, k, bias, s), bias)  # (..., T, S); rows with no allowed key -> 0
     if dropout_p > 0:
         weights = F.dropout(weights, p=dropout_p, training=True)
     return weights @ v, weights  # (..., T, S) @ (..., S, hv) -> (..., T, hv)
 
 
-def _scores(q: Tensor, k: Tensor, mask: Tensor | None, s: float) -> Tensor:
+def _scores(q: Tensor, k: Tensor, bias: Tensor | None, s: float) -> Tensor:
     """``Q K^T s + M``, with one ``(..., T, S)`` matrix: scale and mask are applied in place (their backward
     needs neither operand), so the naive path holds the scores and the weights, never more."""
     scores = q @ k.transpose(-2, -1)  # (..., T, hs) @ (..., hs, S) -> (..., T, S)
     scores.mul_(s)
-    if mask is not None:
-        scores.add_(mask)
+    if bias is not None:
+        scores.add_(bias)
     return scores
 
 
-def masked_softmax(scores: Tensor) -> Tensor:
-    """softmax over the last dim, with rows whose scores are all -inf giving zeros instead of NaN."""
-    empty = torch.isneginf(scores.amax(-1, keepdim=True))  # (..., T, 1): no allowed key in the row
-    if not bool(empty.any()):
-        return torch.softmax(scores, -1)
-    return torch.softmax(scores.masked_fill(empty, 0.0), -1).masked_fill(empty, 0.0)
+def _softmax(scores: Tensor, bias: Tensor | None) -> Tensor:
+    """Without a mask no row can be empty: the plain softmax; with one, the empty-row-safe form."""
+    return torch.softmax(scores, -1) if bias is None else masked_softmax(scores)
 
 
 class _ManualSDPA(torch.autograd.Function):
     """The naive forward with the backward written out (Vaswani attention, softmax Jacobian by hand)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, mask, s, dropout_p):
-        p = masked_softmax(_scores(q, k, mask, s))  # (..., T, S)
+    def forward(ctx, q, k, v, bias, s, dropout_p):
+        p = _softmax(_scores(q, k, bias, s), bias)  # (..., T, S)
         if dropout_p > 0:
             keep = torch.rand_like(p) >= dropout_p
             p_drop = p * keep / (1 - dropout_p)
@@ -149,7 +193,7 @@ class _ManualSDPA(torch.autograd.Function):
         out = p_drop @ v  # (..., T, S) @ (..., S, hv) -> (..., T, hv)
         ctx.save_for_backward(q, k, v, p, keep)
         ctx.s, ctx.dropout_p = s, dropout_p
-        ctx.mask_shape = None if mask is None or not mask.requires_grad else mask.shape
+        ctx.bias_shape = None if bias is None or not bias.requires_grad else bias.shape
         ctx.mark_non_differentiable(p_drop)
         return out, p_drop
 
@@ -162,29 +206,18 @@ class _ManualSDPA(torch.autograd.Function):
         d_p = d_out @ v.transpose(-2, -1)  # (..., T, hv) @ (..., hv, S) -> (..., T, S)
         if keep is not None:
             d_p = d_p * keep / (1 - dp_)
-        d_scores = p * (d_p - (d_p * p).sum(-1, keepdim=True))  # softmax backward: dS = P (dP - rowsum(dP P))
+        d_scores = softmax_backward(p, d_p)  # dS = P (dP - rowsum(dP P))
         d_q = (d_scores @ k) * s  # (..., T, S) @ (..., S, hs)
         d_k = (d_scores.transpose(-2, -1) @ q) * s  # (..., S, T) @ (..., T, hs)
-        d_mask = None if ctx.mask_shape is None else d_scores.sum_to_size(ctx.mask_shape)
-        return d_q, d_k, d_v, d_mask, None, None
+        d_bias = None if ctx.bias_shape is None else d_scores.sum_to_size(ctx.bias_shape)
+        return d_q, d_k, d_v, d_bias, None, None
 
 
-def attention_bias(attn_mask: Tensor | None, is_causal: bool, T: int, S: int, like: Tensor) -> Tensor | None:
-    """The additive form of a mask: 0 where attention is allowed, -inf where not (float masks as given)."""
-    if is_causal:
-        return additive_mask(torch.ones(T, S, dtype=torch.bool, device=like.device).tril(), like)  # key j <= query i
-    return None if attn_mask is None else additive_mask(attn_mask, like)
-
-
-def additive_mask(mask: Tensor, like: Tensor) -> Tensor:
-    """A bool mask (True = may attend) as 0 / -inf in ``like``'s dtype; a float mask is returned as it is."""
-    if mask.dtype != torch.bool:
-        return mask
-    return torch.zeros(mask.shape, dtype=like.dtype, device=mask.device).masked_fill(~mask, float("-inf"))
-
-
-def check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl) -> tuple[int, ...]:
-    """Validate the arguments; return the broadcast batch shape (the leading dims of the output)."""
+def check_sdpa_args(
+    query, key, value, attn_mask, dropout_p, is_causal, scale, impl, enable_gqa=False
+) -> tuple[AttentionMask | None, tuple[int, ...]]:
+    """Validate the arguments; return the mask as one :class:`AttentionMask` (or None) and the broadcast batch
+    shape (the leading dims of the output; with ``enable_gqa``, query's heads)."""
     for name, x in (("query", query), ("key", key), ("value", value)):
         check_tensor(name, x)
         check_float(name, x)
@@ -203,9 +236,13 @@ def check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, i
         raise ValueError(
             f"value: expected {key.shape[-2]} positions (key's length S), got value shape {shape_str(value)}"
         )
+    kv_lead = key.shape[:-2], value.shape[:-2]
+    if enable_gqa:
+        Hq, _ = gqa.check_gqa_heads(query, key, value)
+        kv_lead = (*key.shape[:-3], Hq), (*value.shape[:-3], Hq)  # checked as if repeated to query's heads
     try:
-        batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
-    except RuntimeError:
+        batch = broadcast_shapes(query.shape[:-2], *kv_lead)
+    except ValueError:
         raise ValueError(
             f"query/key/value: batch dims do not broadcast: {shape_str(query)}, {shape_str(key)}, {shape_str(value)}"
         ) from None
@@ -215,20 +252,7 @@ def check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, i
         raise ValueError(f"dropout_p: expected a probability in [0, 1), got {dropout_p!r}")
     if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale)):
         raise ValueError(f"scale: expected a finite number or None, got {scale!r}")
-    if attn_mask is not None:
-        check_tensor("attn_mask", attn_mask)
-        if is_causal:
-            raise ValueError("attn_mask: expected None when is_causal=True (give one or the other)")
-        if attn_mask.dtype != torch.bool and attn_mask.dtype != query.dtype:
-            raise TypeError(f"attn_mask: expected dtype torch.bool or {query.dtype} (query's), got {attn_mask.dtype}")
-        T, S = query.shape[-2], key.shape[-2]
-        try:
-            full = torch.broadcast_shapes(attn_mask.shape, (*batch, T, S))
-        except RuntimeError:
-            full = None
-        if full != (*batch, T, S):
-            raise ValueError(
-                f"attn_mask: expected a shape that broadcasts to {(*batch, T, S)} (batch..., T, S), "
-                f"got {shape_str(attn_mask)}"
-            )
-    return tuple(batch)
+    mask = as_mask(attn_mask, is_causal)
+    if mask is not None:
+        mask.check(tuple(batch), query.shape[-2], key.shape[-2], query.dtype)
+    return mask, tuple(batch)

@@ -28,12 +28,11 @@ import math
 import torch
 from torch import Tensor, nn
 
-from attnlab._checks import check_ndim, check_positive_int, check_tensor, shape_str
+from attnlab._checks import check_backward, check_ndim, check_positive_int, check_tensor, shape_str
 from attnlab.functional import attention_backward as manual
 from attnlab.functional import scores as fs
 from attnlab.functional.sdpa import AttentionOutput
 
-BACKWARDS = ("autograd", "manual")
 LUONG_SCORES = ("dot", "general", "concat")
 
 
@@ -84,7 +83,7 @@ class AdditiveAttention(nn.Module):
         self.query_size = check_positive_int("query_size", query_size)
         self.key_size = check_positive_int("key_size", key_size)
         self.attn_size = check_positive_int("attn_size", attn_size)
-        self.backward_mode = _check_backward(backward)
+        self.backward_mode = check_backward(backward)
         kw = {"device": device, "dtype": dtype}
         self.W = nn.Parameter(torch.empty(attn_size, query_size, **kw))
         self.U = nn.Parameter(torch.empty(attn_size, key_size, **kw))
@@ -121,7 +120,7 @@ class AdditiveAttention(nn.Module):
         ``projected_keys``: :meth:`project_keys` of these keys, computed once and reused across decoder steps
         (autograd backward only)."""
         _check_sizes(query, keys, self.query_size, self.key_size)
-        if _check_backward(self.backward_mode) == "manual":
+        if check_backward(self.backward_mode) == "manual":
             if projected_keys is not None:
                 raise ValueError("projected_keys: only with backward='autograd' (the manual backward projects itself)")
             return manual.additive_attention_manual(
@@ -200,7 +199,7 @@ class LuongAttention(nn.Module):
         self.attn_size = None if score != "concat" else query_size if attn_size is None else attn_size
         if self.attn_size is not None:
             check_positive_int("attn_size", self.attn_size)
-        self.backward_mode = _check_backward(backward)
+        self.backward_mode = check_backward(backward)
         kw = {"device": device, "dtype": dtype}
         if score == "general":
             self.W_a = nn.Parameter(torch.empty(query_size, key_size, **kw))
@@ -225,7 +224,7 @@ class LuongAttention(nn.Module):
     ) -> AttentionOutput:
         """``query`` ``(B, Dq)`` = ``h_t`` or ``(B, T, Dq)``; ``keys`` ``(B, S, Dk)`` = ``hbar_s``; see the module."""
         _check_sizes(query, keys, self.query_size, self.key_size)
-        by_hand = _check_backward(self.backward_mode) == "manual"
+        by_hand = check_backward(self.backward_mode) == "manual"
         if self.score == "dot":
             attention = manual.dot_attention_manual if by_hand else fs.dot_attention
             return attention(query, keys, values, key_mask=key_mask)
@@ -241,12 +240,6 @@ class LuongAttention(nn.Module):
             f"query_size={self.query_size}, key_size={self.key_size}, score={self.score!r}{size}, "
             f"backward={self.backward_mode!r}"
         )
-
-
-def _check_backward(backward: object) -> str:
-    if backward not in BACKWARDS:
-        raise ValueError(f"backward: expected one of {BACKWARDS}, got {backward!r}")
-    return backward
 
 
 def _check_sizes(query: Tensor, keys: Tensor, query_size: int, key_size: int) -> None:

@@ -6,7 +6,7 @@ in about half the time: 1024^3 at ~370 GFLOP/s against ~180 on 2 threads, the LS
 ``(32, 256) @ (256, 1024)`` in ~64 us against 120-200 us (``attnlab bench gemm``; figures in
 ``docs/benchmarks.md``). These helpers call oneDNN's inner product (``torch.ops.mkldnn._linear_pointwise``,
 the op TorchInductor emits for ``nn.Linear`` on the CPU) for float32 CPU tensors, and plain ``torch`` matmuls
-otherwise (float64, other devices, a build without oneDNN or without these ops, ``ENABLED = False``, or
+otherwise (float64, other devices, a build without oneDNN or without these ops, ``USE_ONEDNN = False``, or
 under a ``TorchDispatchMode``). They carry no autograd: they are for code that writes its own backward
 (:mod:`attnlab.nn.lstm_bptt`).
 
@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 #: Use oneDNN when it applies; set False to force the plain ``torch`` path (the tests run both).
-ENABLED: bool = True
+USE_ONEDNN: bool = True
 
 # The ops are private (TorchInductor's): a torch build without them takes the plain path.
 _HAS_OPS = all(hasattr(torch.ops.mkldnn, op) for op in ("_linear_pointwise", "_reorder_linear_weight"))
@@ -31,7 +31,7 @@ def uses_onednn(x: Tensor) -> bool:
     active (a FLOP counter, :class:`attnlab.experiments.parallelism.SequentialDepth`, fake tensors): such modes
     see the same arithmetic as the standard ``aten.mm``/``addmm`` they know how to count."""
     return (
-        ENABLED
+        USE_ONEDNN
         and _HAS_OPS
         and x.dtype == torch.float32
         and x.device.type == "cpu"

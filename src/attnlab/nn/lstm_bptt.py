@@ -25,7 +25,7 @@ Matmuls go through :mod:`attnlab.nn.gemm` (oneDNN for float32 on CPU).
 
 Variable lengths follow :class:`~attnlab.nn.loop.TimeMasks`: a masked step passes ``dh`` and ``dc`` straight to
 the previous state and gets no gate gradient. This backward is first-order only (``once_differentiable``); an
-``LSTM`` with ``use_hand_bptt = False`` differentiates the plain loop with autograd instead (double backward,
+``LSTM(..., backward="autograd")`` differentiates the plain loop with autograd instead (double backward,
 forward-mode AD).
 """
 

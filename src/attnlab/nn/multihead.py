@@ -11,55 +11,36 @@ Parameters have ``torch.nn.MultiheadAttention``'s names and shapes (``in_proj_we
 ``in_proj_bias`` when kdim = vdim = E, else ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight``;
 ``out_proj``), so its ``state_dict`` loads directly (:meth:`MultiHeadAttention.from_torch`).
 
+Grouped-query and multi-query attention (Ainslie et al. 2023; Shazeer 2019): ``num_kv_heads`` key/value heads
+(a divisor of ``num_heads``; 1 = MQA, ``num_heads`` or None = MHA), each shared by ``num_heads / num_kv_heads``
+query heads (query head h uses kv head ``h // G``, torch's ``enable_gqa`` order). Keys and values are projected
+to ``num_kv_heads * hs`` features only, and a KV cache holds only those heads: ``G`` times less than MHA. With
+fewer kv heads than query heads the projections are separate, ``q_proj_weight (E, E)``, ``k_proj_weight
+(n_kv hs, kdim)``, ``v_proj_weight (n_kv hs, vdim)``, and ``in_proj_bias`` is ``(E + 2 n_kv hs,)``
+(W^Q's part, then W^K's, then W^V's); ``num_kv_heads=None`` keeps torch's layout.
+
 Mask convention (differs from ``nn.MultiheadAttention``, follows ``scaled_dot_product_attention``): a bool
 ``attn_mask`` is True where attention is **allowed**; a float one is added to the scores; it broadcasts to
-``(B, nh, T, S)``. ``key_mask`` ``(B, S)`` is True at real (non-padding) keys. ``is_causal``: the T queries are
-taken as the last T of the S key positions (bottom-right alignment, what a KV cache needs), so query i attends
-keys ``j <= S - T + i``; with T == S this is the usual lower triangle (the SDPA's top-left form).
+``(B, nh, T, S)``; an :class:`~attnlab.functional.AttentionMask` works too. ``key_mask`` ``(B, S)`` is True at
+real (non-padding) keys. ``is_causal`` means what it means in the SDPA (and in torch): query i attends keys
+``j <= i``, top-left. Queries that follow cached keys need the other alignment, spelled explicitly:
+``attn_mask=AttentionMask(causal="lower_right")`` (query i is position ``S - T + i``); ``is_causal=True`` with a
+non-empty cache is refused. For one new query that mask is empty, and none is built.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab._checks import check_float, check_ndim, check_positive_int, check_tensor, shape_str
-from attnlab.functional.sdpa import IMPLS, AttentionOutput, additive_mask, scaled_dot_product_attention
+from attnlab._checks import broadcast_shapes, check_float, check_ndim, check_positive_int, check_tensor, shape_str
+from attnlab.functional.masks import AttentionMask
+from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
+from attnlab.nn.caches import KVCache, StaticKVCache
 from attnlab.nn.positional import apply_rotary
-
-
-class KVCache:
-    """Keys and values of the positions seen so far, per layer, for incremental decoding.
-
-    ``update(k, v)`` appends ``(B, nh, T_new, hs)`` keys/values and returns all of them ``(B, nh, S, hs)``.
-    Storage grows by doubling, so appending one token is amortized O(1) copies rather than O(S).
-    """
-
-    def __init__(self) -> None:
-        self._k: Tensor | None = None
-        self._v: Tensor | None = None
-        self.length = 0
-
-    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        n = k.shape[2]
-        if self._k is None:
-            cap = max(16, n)
-            self._k = k.new_empty(*k.shape[:2], cap, k.shape[3])
-            self._v = v.new_empty(*v.shape[:2], cap, v.shape[3])
-        elif self._k.shape[:2] != k.shape[:2]:
-            raise ValueError(f"cache: holds batch/heads {tuple(self._k.shape[:2])}, got keys of shape {shape_str(k)}")
-        if self.length + n > self._k.shape[2]:
-            cap = max(2 * self._k.shape[2], self.length + n)
-            self._k, self._v = (_grow(buf, self.length, cap) for buf in (self._k, self._v))
-        self._k[:, :, self.length : self.length + n] = k
-        self._v[:, :, self.length : self.length + n] = v
-        self.length += n
-        return self._k[:, :, : self.length], self._v[:, :, : self.length]
-
-    def reset(self) -> None:
-        self._k = self._v = None
-        self.length = 0
 
 
 class MultiHeadAttention(nn.Module):
@@ -75,6 +56,7 @@ class MultiHeadAttention(nn.Module):
         impl: the SDPA implementation (``"auto"`` uses torch's fused kernel unless weights are asked for).
         rotary: rotate queries and keys by their positions (RoPE) before scoring; with a cache, new positions
             continue from the cached length.
+        num_kv_heads: key/value heads for grouped-query attention (module docstring); None: num_heads.
     """
 
     def __init__(
@@ -88,6 +70,7 @@ class MultiHeadAttention(nn.Module):
         *,
         impl: str = "auto",
         rotary: bool = False,
+        num_kv_heads: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -96,30 +79,35 @@ class MultiHeadAttention(nn.Module):
         check_positive_int("num_heads", num_heads)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim: expected a multiple of num_heads={num_heads}, got {embed_dim}")
+        n_kv = num_heads if num_kv_heads is None else num_kv_heads
+        if isinstance(n_kv, bool) or not isinstance(n_kv, int) or n_kv < 1 or num_heads % n_kv:
+            raise ValueError(f"num_kv_heads: expected None or a divisor of num_heads={num_heads}, got {num_kv_heads!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         if impl not in IMPLS:
             raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.num_kv_heads, kv_dim = n_kv, n_kv * self.head_dim
         self.kdim = embed_dim if kdim is None else check_positive_int("kdim", kdim)
         self.vdim = embed_dim if vdim is None else check_positive_int("vdim", vdim)
         self.dropout, self.impl, self.rotary = float(dropout), impl, bool(rotary)
         if rotary and self.head_dim % 2:
             raise ValueError(f"rotary: needs an even head size, got embed_dim/num_heads = {self.head_dim}")
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        self._packed = self._qkv_same_embed_dim and n_kv == num_heads  # torch's one in_proj_weight
         kw = {"device": device, "dtype": dtype}
-        if self._qkv_same_embed_dim:
+        if self._packed:
             self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **kw))  # W^Q|W^K|W^V
             self.register_parameter("q_proj_weight", None)
             self.register_parameter("k_proj_weight", None)
             self.register_parameter("v_proj_weight", None)
         else:
-            self.q_proj_weight = nn.Parameter(torch.empty(embed_dim, embed_dim, **kw))
-            self.k_proj_weight = nn.Parameter(torch.empty(embed_dim, self.kdim, **kw))
-            self.v_proj_weight = nn.Parameter(torch.empty(embed_dim, self.vdim, **kw))
+            self.q_proj_weight = nn.Parameter(torch.empty(embed_dim, embed_dim, **kw))  # W^Q
+            self.k_proj_weight = nn.Parameter(torch.empty(kv_dim, self.kdim, **kw))  # W^K: n_kv heads only
+            self.v_proj_weight = nn.Parameter(torch.empty(kv_dim, self.vdim, **kw))  # W^V: n_kv heads only
             self.register_parameter("in_proj_weight", None)
         if bias:
-            self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **kw))
+            self.in_proj_bias = nn.Parameter(torch.empty(embed_dim + 2 * kv_dim, **kw))
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **kw)  # W^O
@@ -157,9 +145,15 @@ class MultiHeadAttention(nn.Module):
         return ours
 
     def _projections(self) -> tuple[Tensor, Tensor, Tensor]:
-        if self._qkv_same_embed_dim:
+        if self._packed:
             return self.in_proj_weight.chunk(3, 0)  # each (E, E)
         return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+
+    def _biases(self) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        if self.in_proj_bias is None:
+            return None, None, None
+        kv_dim = self.num_kv_heads * self.head_dim
+        return self.in_proj_bias.split([self.embed_dim, kv_dim, kv_dim])  # b^Q, b^K, b^V
 
     def forward(
         self,
@@ -167,11 +161,11 @@ class MultiHeadAttention(nn.Module):
         key: Tensor | None = None,
         value: Tensor | None = None,
         *,
-        attn_mask: Tensor | None = None,
+        attn_mask: Tensor | AttentionMask | None = None,
         key_mask: Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = False,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
     ) -> AttentionOutput:
         """query ``(B, T, E)``, key ``(B, S, kdim)``, value ``(B, S, vdim)`` (default: query, i.e. self-attention);
         unbatched ``(T, E)`` inputs work too. ``cache`` appends this call's keys/values to earlier ones."""
@@ -180,32 +174,34 @@ class MultiHeadAttention(nn.Module):
         value = key if value is None else value
         query, key, value, batched = self._check_inputs(query, key, value)
         B, T, E = query.shape
-        nh, hs = self.num_heads, self.head_dim
-        w_q, w_k, w_v = self._projections()
-        b_q, b_k, b_v = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
-        if self_attention and self._qkv_same_embed_dim:
+        nh, n_kv, hs = self.num_heads, self.num_kv_heads, self.head_dim
+        if self_attention and self._packed:
             qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, T, 3E): one matmul for Q, K, V
             q, k, v = qkv.split(E, dim=2)
         else:
+            w_q, w_k, w_v = self._projections()
+            b_q, b_k, b_v = self._biases()
             q, k, v = F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
         S_new = k.shape[1]
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
-        v = v.view(B, S_new, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
+        k = k.view(B, S_new, n_kv, hs).transpose(1, 2)  # (B, n_kv, S, hs)
+        v = v.view(B, S_new, n_kv, hs).transpose(1, 2)  # (B, n_kv, S, hs)
         if self.rotary:
-            offset = 0 if cache is None else cache.length  # new positions continue after the cached ones
+            offset = 0 if cache is None else cache.offset  # new positions continue after the cached ones
             q, k = apply_rotary(q, offset), apply_rotary(k, offset)
         if cache is not None:
-            k, v = cache.update(k, v)  # (B, nh, S_past + S_new, hs)
+            k, v = cache.update(k, v)  # (B, n_kv, S_past + S_new, hs): the cache holds the kv heads only
         S = k.shape[2]
-        mask, causal = self._mask(attn_mask, key_mask, is_causal, B, T, S, query)
+        mask = self._mask(attn_mask, key_mask, is_causal, B, T, S, query)
+        if cache is not None:
+            mask = cache.adapt(mask, T)  # the mask over the cache's keys
         out = scaled_dot_product_attention(
             q,
             k,
             v,
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=causal,
+            enable_gqa=n_kv != nh,  # query head h attends with kv head h // (nh / n_kv)
             impl=self.impl,
             return_weights=need_weights,
         )
@@ -237,23 +233,27 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"key: expected batch size {query.shape[0]} (query's), got {shape_str(key)}")
         return query, key, value, batched
 
-    def _mask(self, attn_mask, key_mask, is_causal, B, T, S, like) -> tuple[Tensor | None, bool]:
-        """One mask for the SDPA: ``(B|1, nh|1, T, S)`` bool or float, or ``(None, causal)``."""
+    def _mask(self, attn_mask, key_mask, is_causal, B, T, S, like) -> AttentionMask | None:
+        """One :class:`AttentionMask` for the SDPA (or None): the user's mask, the key padding ``(B, 1, S)`` over
+        the heads, and ``is_causal`` (top-left); nothing here is materialized as a ``(T, S)`` matrix."""
         if attn_mask is not None and is_causal:
             raise ValueError("attn_mask: expected None when is_causal=True (give one or the other)")
-        parts: list[Tensor] = []
-        if attn_mask is not None:
+        if attn_mask is None:
+            mask = AttentionMask(causal="upper_left") if is_causal else None
+        elif isinstance(attn_mask, AttentionMask):
+            mask = attn_mask
+        else:
             check_tensor("attn_mask", attn_mask)
             if attn_mask.dtype != torch.bool and attn_mask.dtype != like.dtype:
                 raise TypeError(f"attn_mask: expected dtype torch.bool or {like.dtype}, got {attn_mask.dtype}")
             try:
-                torch.broadcast_shapes(attn_mask.shape, (B, self.num_heads, T, S))
-            except RuntimeError:
+                broadcast_shapes(attn_mask.shape, (B, self.num_heads, T, S))
+            except ValueError:
                 raise ValueError(
                     f"attn_mask: expected a shape broadcastable to (B, nh, T, S) = {(B, self.num_heads, T, S)}, "
                     f"got {shape_str(attn_mask)}"
                 ) from None
-            parts.append(attn_mask)
+            mask = AttentionMask(dense=attn_mask)
         if key_mask is not None:
             check_tensor("key_mask", key_mask)
             if key_mask.dim() == 1 and B == 1:
@@ -262,30 +262,10 @@ class MultiHeadAttention(nn.Module):
                 raise TypeError(f"key_mask: expected a bool tensor (True at real keys), got dtype {key_mask.dtype}")
             if tuple(key_mask.shape) != (B, S):
                 raise ValueError(f"key_mask: expected shape (B, S) = {(B, S)}, got {shape_str(key_mask)}")
-            parts.append(key_mask[:, None, None, :])  # (B, 1, 1, S)
-        if is_causal:
-            if not parts and T == S:
-                return None, True  # the SDPA's own (top-left) causal mask is exact here
-            offset = S - T  # with a cache the queries are the last T positions
-            rows = torch.arange(T, device=like.device).unsqueeze(1) + offset
-            parts.append(torch.arange(S, device=like.device) <= rows)  # (T, S)
-        if not parts:
-            return None, False
-        mask = parts[0]
-        for p in parts[1:]:
-            mask = _combine(mask, p, like)
-        return mask, False
-
-
-def _combine(a: Tensor, b: Tensor, like: Tensor) -> Tensor:
-    """Both masks at once: bool & bool stays bool; otherwise additive floats (-inf where bool is False)."""
-    if a.dtype == torch.bool and b.dtype == torch.bool:
-        return a & b
-    return additive_mask(a, like) + additive_mask(b, like)
-
-
-def _grow(buf: Tensor, used: int, capacity: int) -> Tensor:
-    """A ``(B, nh, capacity, hs)`` buffer holding the first ``used`` positions of ``buf``."""
-    fresh = buf.new_empty(*buf.shape[:2], capacity, buf.shape[3])
-    fresh[:, :, :used] = buf[:, :, :used]
-    return fresh
+            pad = key_mask[:, None, :]  # (B, 1, S): the same padding for every head
+            if mask is None:
+                mask = AttentionMask(key_padding=pad)
+            else:
+                both = pad if mask.key_padding is None else mask.key_padding & pad
+                mask = dataclasses.replace(mask, key_padding=both)
+        return mask

@@ -50,14 +50,18 @@ class LearnedPositionalEmbedding(nn.Module):
         self.weight = nn.Parameter(torch.empty(max_len, dim, device=device, dtype=dtype))
         nn.init.normal_(self.weight, std=0.02)
 
-    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+    def forward(self, x: Tensor, offset: int | Tensor = 0) -> Tensor:
+        """``offset``: the first position, an int, or a 0-d device tensor (a CUDA-graph decode step reads its
+        position on the device; the range is then the caller's to keep, as nothing is read back to check it)."""
         T = x.shape[1]
+        if isinstance(offset, Tensor):
+            return x + self.weight.index_select(0, offset + torch.arange(T, device=offset.device))  # (T, C)
         if offset + T > self.weight.shape[0]:
             raise ValueError(f"x: positions up to {offset + T} exceed max_len={self.weight.shape[0]}")
         return x + self.weight[offset : offset + T]
 
 
-def apply_rotary(x: Tensor, offset: int = 0, base: float = 10000.0) -> Tensor:
+def apply_rotary(x: Tensor, offset: int | Tensor = 0, base: float = 10000.0) -> Tensor:
     r"""Rotary position embedding (RoPE, Su et al. 2021) on ``x (..., T, hs)`` (hs even): each pair
     ``(x_{2i}, x_{2i+1})`` at position p is rotated by the angle ``p * base^{-2i/hs}``. Applied to queries and
     keys, it makes ``q_m . k_n`` depend on positions only through ``m - n``."""
@@ -66,7 +70,8 @@ def apply_rotary(x: Tensor, offset: int = 0, base: float = 10000.0) -> Tensor:
         raise ValueError(f"x: expected an even head size for rotary embeddings, got {hs}")
     wide = torch.float64 if x.dtype == torch.float64 else torch.float32  # angles at least as precise as x
     freq = base ** (-torch.arange(0, hs, 2, device=x.device, dtype=wide) / hs)  # (hs/2,)
-    angles = torch.arange(offset, offset + T, device=x.device, dtype=wide).unsqueeze(1) * freq  # (T, hs/2)
+    pos = torch.arange(T, device=x.device, dtype=wide) + offset  # (T,): offset may be a device tensor
+    angles = pos.unsqueeze(1) * freq  # (T, hs/2)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     x1, x2 = x[..., 0::2], x[..., 1::2]  # (..., T, hs/2) each
     out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (..., T, hs/2, 2)

@@ -1,10 +1,12 @@
 r"""Recurrent layers: multi-layer, bidirectional, variable-length; drop-in twins of ``torch.nn.RNN/LSTM/GRU``.
 
 The three layers share one loop over time (:func:`attnlab.nn.loop.run_direction`) and differ only in the cell
-whose ``project`` / ``step`` functions they call (:mod:`attnlab.nn.cells`), differentiated by autograd. The LSTM
-(without ``proj_size``) instead runs the same equations in :mod:`attnlab.nn.lstm_bptt`, a loop with a
-hand-derived backward through time and its matrix products on oneDNN (:mod:`attnlab.nn.gemm`); set
-``use_hand_bptt = False`` for the shared loop. Per layer and direction:
+whose ``project`` / ``step`` functions they call (:mod:`attnlab.nn.cells`, where the readable equations are),
+differentiated by autograd. What runs when you call :class:`LSTM` (without ``proj_size``) is by default the
+same equations in :mod:`attnlab.nn.lstm_bptt`: a loop with a hand-derived backward through time
+(``backward="manual"``, the spelling of every hand-derived backward in attnlab, as ``impl="manual"`` in the
+SDPA) and its matrix products on oneDNN (:mod:`attnlab.nn.gemm`); ``backward="autograd"`` runs the shared loop.
+Per layer and direction:
 
 1. the input projection for *all* time steps is one matmul, hoisted out of the loop: ``(T, B, I) -> (T, B, G*H)``;
 2. each step does one fused matmul of the state against ``W_hh`` for all gates, then the gate arithmetic.
@@ -37,6 +39,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from attnlab._checks import (
+    check_backward,
     check_float,
     check_lengths,
     check_ndim,
@@ -298,12 +301,15 @@ class LSTM(_RecurrentBase):
     including ``proj_size``: same arguments, parameters and returns, plus ``lengths=`` in ``forward``.
 
     ``forward(input, hx=None, lengths=None) -> (output, (h_n, c_n))``.
+
+    Which code runs: with ``backward="manual"`` (the default) and no ``proj_size``, each layer and direction is
+    :func:`attnlab.nn.lstm_bptt.lstm_direction`, the cell's equations in a loop whose backward through time is
+    written out (about 2x faster than autograd through the loop; first-order only). ``backward="autograd"`` (or
+    a ``proj_size``) runs the shared loop of :mod:`attnlab.nn.loop` over :meth:`LSTMCell.step`, differentiated by
+    autograd (double backward, forward-mode AD). Both are tested against ``torch.nn.LSTM``.
     """
 
     CELL = LSTMCell
-    #: Differentiate with the hand-derived BPTT of :mod:`attnlab.nn.lstm_bptt` (about 2x faster than autograd
-    #: through the loop). Set False on an instance for double backward or forward-mode AD.
-    use_hand_bptt: bool = True
 
     def __init__(
         self,
@@ -317,6 +323,8 @@ class LSTM(_RecurrentBase):
         proj_size: int = 0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        backward: str = "manual",
     ) -> None:
         super().__init__(
             input_size,
@@ -330,6 +338,16 @@ class LSTM(_RecurrentBase):
             device=device,
             dtype=dtype,
         )
+        self.backward = backward
+
+    @property
+    def backward(self) -> str:
+        """``"manual"``: the hand-derived BPTT of :mod:`attnlab.nn.lstm_bptt`; ``"autograd"``: the shared loop."""
+        return self._backward
+
+    @backward.setter
+    def backward(self, value: str) -> None:
+        self._backward = check_backward(value)
 
     def _make_step(self, weight_hh: Tensor, bias_hh: Tensor | None, weight_hr: Tensor | None) -> StepFn:
         return functools.partial(
@@ -341,7 +359,7 @@ class LSTM(_RecurrentBase):
 
     def _direction(self, x, state, weights, lengths, reverse):
         w_ih, w_hh, b_ih, b_hh, w_hr = weights
-        if self.use_hand_bptt and w_hr is None:
+        if self.backward == "manual" and w_hr is None:
             return lstm_direction(x, state, w_ih, fold_bias(b_ih, b_hh), w_hh, lengths, reverse)
         return super()._direction(x, state, weights, lengths, reverse)
 

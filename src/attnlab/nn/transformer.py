@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab._checks import check_positive_int
-from attnlab.nn.multihead import KVCache, MultiHeadAttention
+from attnlab.nn.caches import KVCache, StaticKVCache
+from attnlab.nn.multihead import MultiHeadAttention
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -107,7 +108,7 @@ class TransformerEncoderLayer(nn.Module):
         key_mask: Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = False,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """x ``(B, T, C)`` -> ``(B, T, C)``, and the per-head attention weights ``(B, nh, T, S)`` when asked."""
         kw = {"attn_mask": attn_mask, "key_mask": key_mask, "is_causal": is_causal, "need_weights": need_weights}

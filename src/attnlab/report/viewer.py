@@ -40,7 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attnlab.fileio import atomic_write
+from attnlab.fileio import atomic_write, check_file_path
 
 KINDS = ("self", "cross")
 # U+2028/U+2029 end a line in JavaScript source (before ES2019) and in some HTML tooling; escape them too.
@@ -265,8 +265,9 @@ class AttentionView:
         return viewer_html(self.payloads, standalone=True, title=self.title)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the standalone page to ``path`` atomically; returns the path."""
-        path = Path(path)
+        """Write the standalone page to ``path`` atomically; returns the path (a folder at ``path`` is a
+        ValueError: it is never replaced)."""
+        path = check_file_path(path, "--out", "attention.html")
         text = self.to_html()
         with atomic_write(path) as tmp:
             Path(tmp).write_text(text, encoding="utf-8")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from attnlab.train.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from attnlab.train.loop import CKPT_NAME, TrainConfig, Trainer, make_optimizer
+from attnlab.train.loop import BEST_NAME, CKPT_NAME, TrainConfig, Trainer, make_optimizer
 
 RUN_KINDS = ("gpt", "seq2seq")
 
@@ -23,6 +23,7 @@ def run_kind(ckpt: str | os.PathLike[str]) -> tuple[str, Path]:
 
 
 __all__ = [
+    "BEST_NAME",
     "CKPT_NAME",
     "RUN_KINDS",
     "CheckpointError",

@@ -32,6 +32,7 @@ from attnlab.fileio import write_json
 from attnlab.train.checkpoint import load_checkpoint, save_checkpoint
 
 CKPT_NAME = "ckpt.safetensors"
+BEST_NAME = "best.safetensors"  # the weights of the lowest validation loss so far (as nanoGPT keeps)
 GetBatch = Callable[[str, torch.Generator], tuple[Tensor, ...]]
 
 
@@ -90,7 +91,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
 
 class Trainer:
     """Trains ``model`` on batches from ``get_batch``, writing into ``run_dir``:
-    ``ckpt.safetensors`` (every ``ckpt_interval`` iterations and at the end), ``results.json``.
+    ``ckpt.safetensors`` (every ``ckpt_interval`` iterations and at the end: what resume continues from),
+    ``best.safetensors`` (the weights at the evaluation with the lowest validation loss so far, with the same JSON
+    state, so ``sample`` and ``viz`` read either), ``results.json``.
 
     ``state`` is extra JSON saved with every checkpoint (e.g. the model config and vocabulary, so a checkpoint
     can rebuild its model). Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in
@@ -127,6 +130,7 @@ class Trainer:
         self.elapsed = 0.0
         self.tokens = 0
         self.last_loss: float | None = None
+        self.best_val: float | None = None  # the lowest validation loss evaluated so far (best.safetensors)
         self.result: dict[str, Any] | None = None  # what the last fit() returned
         self.gen = torch.Generator().manual_seed(cfg.seed + self.rank)  # the training data stream, per rank
         torch.manual_seed(cfg.seed)  # dropout
@@ -147,11 +151,18 @@ class Trainer:
             "elapsed": self.elapsed,
             "tokens": self.tokens,
             "last_loss": self.last_loss,
+            "best_val": self.best_val,
             "world": self.world,
             **self.extra_state,
         }
         rng = {"torch": torch.get_rng_state(), **{f"gen{r}": g for r, g in enumerate(gens)}}
         save_checkpoint(self.ckpt_path, self._raw_model(), self.optimizer, state, rng)
+
+    def save_best(self, losses: dict[str, float]) -> None:
+        """Write the current weights to ``best.safetensors`` (atomically; no optimizer state: not for resuming)."""
+        best = {"iter": self.iter, **losses}
+        state = {"iter": self.iter, "train": asdict(self.cfg), "best": best, **self.extra_state}
+        save_checkpoint(self.run_dir / BEST_NAME, self._raw_model(), None, state)
 
     def resume(self) -> bool:
         """Load the run's checkpoint if there is one; True when it did."""
@@ -162,6 +173,7 @@ class Trainer:
             raise ValueError(f"world size: the run was made with {state.get('world', 1)} processes, now {self.world}")
         self.iter, self.history = state["iter"], state["history"]
         self.elapsed, self.tokens, self.last_loss = state["elapsed"], state["tokens"], state.get("last_loss")
+        self.best_val = state.get("best_val")
         torch.set_rng_state(rng["torch"])
         self.gen.set_state(rng[f"gen{self.rank}"])
         return True
@@ -233,6 +245,9 @@ class Trainer:
                 losses = self.evaluate()
                 self.history.append({"iter": self.iter, **losses, "seconds": round(self.elapsed, 3)})
                 bar.set_postfix_str(f"val {losses['val']:.4f}")
+                if self.best_val is None or losses["val"] < self.best_val:
+                    self.best_val = losses["val"]
+                    self.save_best(losses)
             if self.iter % self.cfg.ckpt_interval == 0 or self.iter == end:
                 self.save()
             bar.update()
@@ -245,6 +260,7 @@ class Trainer:
             "history": self.history,
             "seconds": round(self.elapsed, 3),
             "tokens_per_second": round(self.tokens / self.elapsed, 1) if self.elapsed else None,
+            "best_val": self.best_val,
             "world": self.world,
         }
         self.result = result
