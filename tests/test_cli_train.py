@@ -316,7 +316,7 @@ def test_best_checkpoint_follows_the_validation_loss(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop.Trainer, "save_best", spy)
     argv = ["train", "gpt", "--text", str(text), "--out", str(tmp_path / "run"), *TINY]
-    argv[argv.index("--max-iters") + 1], argv[argv.index("--eval-interval") + 1] = "8", "2"
+    argv[argv.index("--train.max-iters") + 1], argv[argv.index("--train.eval-interval") + 1] = "8", "2"
     assert main(argv) == 0
     assert seen == [(2, 3.0), (4, 2.0), (8, 1.5)]
     assert read_checkpoint(tmp_path / "run" / "best.safetensors")[0]["state"]["best"] == {
