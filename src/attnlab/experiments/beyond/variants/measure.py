@@ -183,7 +183,8 @@ def run(cfg: Any) -> dict[str, Any]:
         m[f"decode_tokens_per_s/{v}"] = round(tokens_per_s[v], 1)
         if v != "gpt2":
             m[f"diff_vs_gpt2/{v}"] = round(mean - statistics.mean(val["gpt2"]), 4)
-            m[f"noise_vs_gpt2/{v}"] = round(noise(val["gpt2"], val[v]), 4)
+            if cfg.seeds >= MIN_SEEDS:
+                m[f"noise_vs_gpt2/{v}"] = round(noise(val["gpt2"], val[v]), 4)
             m[f"seeds_better_than_gpt2/{v}"] = sum(b < a for a, b in zip(val["gpt2"], val[v], strict=True))
     data = {
         "chars": len(corpus.splits["train"]) + len(corpus.splits["val"]),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from attnlab.experiments.base import Words
+from attnlab.experiments.beyond.variants.measure import noise as seed_noise
 from attnlab.experiments.words import closing, fill, spread, table
 
 TITLE = "Today's attention and today's block against GPT-2's, at equal parameters and budget"
@@ -67,10 +69,9 @@ def _loss(r: dict[str, Any], v: str) -> str:
 
 def summary(cfg: Any, r: dict[str, Any]) -> str:
     m, d, verdict = r["metrics"], r["data"], r["data"]["verdict"]
+    n = len(d["seeds"])
     parts = [
-        f"Validation loss (nats/char), mean over {len(d['seeds'])} seed(s)"
-        + (" (range)" if len(d["seeds"]) > 1 else "")
-        + ": "
+        f"Validation loss (nats/char), {f'mean over {n} seeds (range)' if n > 1 else 'one seed'}: "
         + ", ".join(_loss(r, v) for v in cfg.variants)
         + "."
     ]
@@ -80,7 +81,8 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
             if v == "gpt2":
                 continue
             diff, noise, wins = m[f"diff_vs_gpt2/{v}"], m[f"noise_vs_gpt2/{v}"], m[f"seeds_better_than_gpt2/{v}"]
-            word = "within" if diff <= noise else "beyond"
+            a, b = d["val_loss"]["gpt2"], d["val_loss"][v]  # the rule on the unrounded losses, as the verdict's
+            word = "within" if statistics.mean(b) - statistics.mean(a) <= seed_noise(a, b) else "beyond"
             diffs.append(f"{NAMES[v]} {diff:+.4f} ({word} the noise {noise:.4f}; below GPT-2 in {wins} of "
                          f"{len(d['seeds'])} seeds)")  # fmt: skip
         parts.append(
@@ -118,9 +120,8 @@ def _not_judged(verdict: dict[str, Any]) -> str:
 
 HEADLINE = """
 validation loss: GPT-2 / GQA / modern | {m[val_loss/gpt2]:.4f} / {m[val_loss/gqa]:.4f} / {m[val_loss/modern]:.4f}
-GQA - GPT-2 (noise: the larger seed range) | {m[diff_vs_gpt2/gqa]:+.4f} ({m[noise_vs_gpt2/gqa]:.4f})
-modern - GPT-2 (seeds where modern is lower) | {m[diff_vs_gpt2/modern]:+.4f} ({m[seeds_better_than_gpt2/modern]} of
-    <seeds>)
+GQA - GPT-2, mean validation loss | {m[diff_vs_gpt2/gqa]:+.4f} (<gqa>)
+modern - GPT-2, mean validation loss | {m[diff_vs_gpt2/modern]:+.4f} (<modern>)
 KV cache per layer against MHA: GQA / MQA / MLA / window | {m[cache_vs_gpt2/gqa]:.0%} / {m[cache_vs_gpt2/mqa]:.0%} /
     {m[cache_vs_gpt2/mla]:.0%} / {m[cache_vs_gpt2/window]:.0%}
 decoding tokens/s: GPT-2 / GQA / modern | {m[decode_tokens_per_s/gpt2]:,.0f} / {m[decode_tokens_per_s/gqa]:,.0f} /
@@ -129,7 +130,16 @@ decoding tokens/s: GPT-2 / GQA / modern | {m[decode_tokens_per_s/gpt2]:,.0f} / {
 
 
 def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
-    return table(HEADLINE, cfg, r, seeds=len(r["data"]["seeds"]))
+    m, d = r["metrics"], r["data"]
+    n = len(d["seeds"])
+
+    def detail(v: str) -> str:
+        lower = f"lower in {m.get(f'seeds_better_than_gpt2/{v}')} of {n} seed{'s' if n > 1 else ''}"
+        if d["why_not_judged"] is not None:
+            return f"{lower}; not judged"
+        return f"noise {m[f'noise_vs_gpt2/{v}']:.4f}; {lower}"
+
+    return table(HEADLINE, cfg, r, gqa=detail("gqa"), modern=detail("modern"))
 
 
 WORDS = Words(setup, summary, headline)
