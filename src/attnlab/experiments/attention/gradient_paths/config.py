@@ -39,7 +39,6 @@ class Config(ExperimentConfig):
     flat_ratio: float = 0.5
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         # quick: at initialisation only, where the claim is judged; the full profile also after training
         "quick": {"hidden": 32, "src_len": 20, "probe_examples": 16, "after_training": False},
         "tiny": {
@@ -53,7 +52,6 @@ class Config(ExperimentConfig):
             "train.eval_interval": 3,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {"train_steps": "train.max_iters"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
