@@ -55,6 +55,24 @@ def test_held_is_the_verdict_and_the_words_say_it(tiny_result):
     assert len(tiny_result["headline"]) == 5
 
 
+def test_the_words_say_seed_by_seed_who_learned_the_lag():
+    from attnlab.experiments.recurrence.vanishing_gradients.words import _learned
+
+    def result(*runs):
+        solved = sum(ok for ok, _, _ in runs) > len(runs) / 2
+        cell = {"runs": [{"solved": ok, "iters": n, "accuracy": a} for ok, n, a in runs]}
+        return {"data": {"cells": {"gru": cell}}, "metrics": {"solved/gru": solved}}
+
+    assert _learned(result((True, 300, 0.97)), "gru", 300) == "GRU solved it in 300 steps"
+    assert _learned(result((False, 300, 0.13)), "gru", 300) == "GRU did not within 300 steps (accuracy 0.13)"
+    some = result((True, 2400, 1.0), (False, 3000, 0.14), (False, 3000, 0.12))
+    assert _learned(some, "gru", 3000) == (
+        "GRU solved it in 1 of 3 seeds, not a majority (after 2400 steps; the others ended at accuracy 0.14 / 0.12)"
+    )
+    most = result((True, 2400, 1.0), (True, 1800, 0.96), (False, 3000, 0.12))
+    assert "2 of 3 seeds, a majority (after 2400 / 1800 steps" in _learned(most, "gru", 3000)
+
+
 def test_state_gradients_of_a_linear_rnn_are_the_matrix_power():
     # Known answer: a relu RNN with W_hh = a*I, W_ih = I, no bias, positive inputs is linear: h_T = sum_t a^(T-t) x_t,
     # so dL/dh_t = a^(T-t) u, of norm a^d for a unit u.
