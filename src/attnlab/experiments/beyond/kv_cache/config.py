@@ -38,7 +38,6 @@ class Config(ExperimentConfig):
     budget_layers: int = 24  # layers of the model the budget is for
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"lengths": (32, 128), "n_layer": 1},
         "tiny": {
             "n_embd": 64,

@@ -25,7 +25,6 @@ class Config(ExperimentConfig):
     vocab_size: int = 32
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"windows": (4, 8), "depths": (1, 2, 3, 4, 5, 6)},
         "tiny": {"windows": (2, 3), "depths": (1, 2, 3), "n_embd": 16},
     }

@@ -44,7 +44,6 @@ class Config(ExperimentConfig):
     text_chars: int = 0  # 0: the whole built-in corpus; else its first text_chars characters
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {
             "variants": ("gpt2", "gqa", "mqa", "mla", "window", "modern"),
             "seeds": 1,
