@@ -6,6 +6,7 @@ import json
 
 import matplotlib
 import pytest
+from matplotlib.figure import Figure
 
 from attnlab.experiments.beyond.receptive_field import SPEC, Config
 from attnlab.experiments.beyond.receptive_field.measure import probe, reach
@@ -40,12 +41,11 @@ def test_the_probe_sees_what_the_mask_allows():
     assert reach([3.0, 0.0, 1e-300, 0.0]) == 2
 
 
-def test_words_and_plots(tiny):
+def test_words_and_figures_from_the_saved_result(tiny):
     assert "Each is w L" in tiny["summary"] and "131,072" in tiny["summary"]
-    json.dumps(tiny, allow_nan=False)
-    figs = SPEC.plot(json.loads(json.dumps(tiny)))
-    assert set(figs) == {"reach", "gradient"}
-    assert all(isinstance(f, matplotlib.figure.Figure) for f in figs.values())
+    assert dict(tiny["headline"])["reach through 3 layers, w = 2 / 3"] == "6 / 9 (w L = 6 / 9)"
+    figs = SPEC.plot(json.loads(json.dumps(tiny, allow_nan=False)))  # JSON without NaN, as saved
+    assert sorted(figs) == ["gradient", "reach"] and all(isinstance(f, Figure) for f in figs.values())
 
 
 @pytest.mark.parametrize(
