@@ -58,7 +58,8 @@ class Config(ExperimentConfig):
         checks.ints(self, ("budget_layers",))
         checks.ints(self, ("d_rope",), minimum=2)
         checks.multiple("n_embd", self.n_embd, self.n_head, "n_head")
-        checks.multiple("n_head", self.n_head, self.n_kv_head, "n_kv_head")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_kv_head: expected a divisor of n_head={self.n_head}, got {self.n_kv_head}")
         checks.multiple("d_rope", self.d_rope, 2, "rotary pairs")
         if self.d_latent > self.n_embd:
             raise ValueError(f"d_latent: expected at most n_embd={self.n_embd}, got {self.d_latent}")

@@ -36,7 +36,8 @@ class Config(ExperimentConfig):
         checks.ints(self, ("n_embd", "n_head", "n_kv_head"))
         checks.ints(self, ("vocab_size",), minimum=2)
         checks.multiple("n_embd", self.n_embd, 2 * self.n_head, "2 n_head (rotary pairs)")
-        checks.multiple("n_head", self.n_head, self.n_kv_head, "n_kv_head")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_kv_head: expected a divisor of n_head={self.n_head}, got {self.n_kv_head}")
 
     @property
     def length(self) -> int:
