@@ -33,7 +33,8 @@ def plot(result: dict[str, Any]) -> dict[str, Any]:
     style(a, "KV cache per layer at the full context / MHA's", "", "Cache", grid="major")
     b.barh(ys, [m[f"decode_tokens_per_s/{v}"] for v in variants], color=colors)
     b.set_yticks(ys, variants)
-    style(b, "decoding tokens/s (batch 1, one thread)", "", f"Speed ({result['device_name']})", grid="major")
+    threads = ", one thread" if result["device"] == "cpu" else ""
+    style(b, f"tokens/s (greedy, batch 1{threads})", "", f"Decoding on {result['device']}", grid="major")
     return {"loss": fig, "cache_speed": fig2}
 
 
