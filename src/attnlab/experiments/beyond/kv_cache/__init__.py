@@ -17,9 +17,9 @@ kind prefills S random tokens through :meth:`attnlab.models.GPT.forward` with ea
 its tensors hold (``nbytes()``) are read after the prefill, for every block and several S. Why this tests the claim:
 the cache is what the decoding path actually allocates, so a layout that kept more than the paper says (repeated kv
 heads, up-projected MLA keys, a window that grows) would show here; the formula is a prediction the bytes must equal.
-Held: every cache equals its formula x S x element size exactly, in every layer at every S (the window's: the same
-constant at every S), and nothing else counts; not held: any difference. The models are untrained: the layout does not
-depend on the weights.
+Held (with the DeepSeek part below): every cache equals its formula x S x element size exactly, in every layer at
+every S (the window's: the same constant at every S); not held: any difference, however small. The models are
+untrained: the layout does not depend on the weights.
 
 The longest context a memory budget holds (C5's context window, now for the cache) follows from the measured bytes
 per token: ``budget // (layers x bytes per token per layer)``; a window's cache fits at any length or not at all, and
