@@ -98,6 +98,27 @@ def test_held_is_computed_from_the_measurements(results, held):
     assert all(verdict.values()) is held
 
 
+def test_the_words_say_what_the_verdict_does_not_show():
+    from attnlab.experiments.recurrence.long_range.words import against_the_claim
+
+    cfg = Config(distances=(1, 10, 25, 50))
+
+    def res(acc, solved, reach_):
+        return {"accuracy": {"mean": acc}, "solved": solved, "reach": reach_}
+
+    results = {  # the full profile's pattern: the RNN fails d=10, solves d=25, and keeps more far away
+        "rnn": res([1.0, 0.82, 0.96, 0.72], [True, False, True, False], 1),
+        "lstm": res([1.0, 1.0, 0.58, 0.16], [True, True, False, False], 10),
+        "gru": res([1.0, 1.0, 0.71, 0.13], [True, True, False, False], 10),
+    }
+    assert against_the_claim(cfg, results) == [
+        "The RNN solved d=25 beyond its reach (d=1): its fall with distance is not monotone.",
+        "The RNN's accuracy is above every gated cell's at d=25: 0.96, d=50: 0.72 (LSTM 0.58, 0.16; GRU 0.71, 0.13).",
+    ]
+    results["rnn"] = res([1.0, 0.9, 0.3, 0.1], [True, False, False, False], 1)  # as the claim says: nothing to add
+    assert against_the_claim(cfg, results) == []
+
+
 def test_held_is_none_without_a_gated_cell():
     cfg = Config.for_profile("tiny", models=("rnn", "attention"))
     assert _verdict(cfg, {"rnn": {"solved": [True, False], "reach": 1}}) is None
