@@ -318,3 +318,4 @@ def test_a_section_reads_first_claim_verdict_main_figure_headline_then_details(t
     assert "<dt>Device</dt><dd>cpu (" in header
     saved = json.loads((tmp_path / "wordy" / "results.json").read_text())
     assert saved["headline"] == [["slope", 2.0], ["points", 3]] and saved["device"] == "cpu"
+    assert saved["seconds"] >= 0 and saved["cpu_seconds"] >= 0  # wall clock, and CPU time (busy-machine proxy)
