@@ -111,6 +111,7 @@ class ExperimentSpec:
     title: str = ""
     words: Words | None = None
     main_figure: str | None = None
+    shares_cores: bool = False  # True: nothing it measures depends on time or on the cores it gets
 
 
 def measured(verdict: Mapping[str, bool] | None, metrics: dict[str, Any], data: dict[str, Any], device: str) -> dict:
@@ -122,7 +123,8 @@ def measured(verdict: Mapping[str, bool] | None, metrics: dict[str, Any], data: 
 
 def assemble(name: str, package: str) -> ExperimentSpec:
     """The spec of the experiment whose package is ``package``: ``config.Config``, ``measure.run``,
-    ``figures.plot``, and from ``words`` its ``TITLE``, ``CLAIM``, ``SOURCE``, ``MAIN_FIGURE`` and ``WORDS``."""
+    ``figures.plot``, and from ``words`` its ``TITLE``, ``CLAIM``, ``SOURCE``, ``MAIN_FIGURE`` and ``WORDS``;
+    ``measure.SHARES_CORES`` (default False) says that the report may run it beside another experiment."""
     import importlib
 
     config, measure, figures, words = (importlib.import_module(f"{package}.{m}") for m in _PIECES)
@@ -136,6 +138,7 @@ def assemble(name: str, package: str) -> ExperimentSpec:
         title=words.TITLE,
         words=words.WORDS,
         main_figure=words.MAIN_FIGURE,
+        shares_cores=getattr(measure, "SHARES_CORES", False),
     )
 
 
