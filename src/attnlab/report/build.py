@@ -159,12 +159,18 @@ def _run_in_worker(name: str, profile: str, device: str, out: str) -> tuple[Any,
 
 
 def _run_shared(entries: list[_Entry], profile: str, device: str, out: Path, jobs: int, bar: Any) -> None:
-    """Run ``entries`` ``jobs`` at a time in fresh worker processes (spawned: nothing of this process's threads
-    or state carries over, so only registered experiments run there)."""
+    """Run ``entries`` ``jobs`` at a time in fresh worker processes: forked from a server that imported the lab
+    once (spawned where there is no fork server); nothing of this process's threads or state carries over, so
+    only registered experiments run there."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["torch", "matplotlib.pyplot", "attnlab.report.build"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         running = {pool.submit(_run_in_worker, e.name, profile, device, str(out)): e for e in entries}
         bar.set_postfix_str(f"{len(running)} sharing {jobs} workers")
         for future in as_completed(running):
