@@ -77,6 +77,8 @@ def fake(monkeypatch):
         (["exp", "fake", "--no-such-field", "1"], "--no-such-field"),
         (["frobnicate"], "frobnicate"),
         (["report", "--profile", "tiny"], "tiny"),
+        (["report", "--jobs", "0"], "--jobs: expected a whole number >= 1 or auto, got '0'"),
+        (["report", "--jobs", "many"], "--jobs: expected a whole number >= 1 or auto, got 'many'"),
         ([], "a command is required"),
     ],
 )
@@ -178,6 +180,17 @@ def test_report_with_a_device_this_machine_lacks_is_one_line(fake, capsys, tmp_p
     err = one_line_error(capsys)
     assert device in err and ("available: cpu" in err or "expected 'cpu'" in err)
     assert seen_configs == [] and not (tmp_path / "report").exists()
+
+
+def test_report_jobs_auto_is_up_to_4_cpu_cores_and_1_on_a_gpu(monkeypatch):
+    from attnlab import cli
+
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: set(range(2)), raising=False)
+    assert cli._report_jobs("auto", "cpu") == 2 and cli._report_jobs("3", "cpu") == 3
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert cli._report_jobs("auto", "cpu") == 4
+    monkeypatch.setattr("attnlab._checks.resolve_device", lambda device: "cuda:0")
+    assert cli._report_jobs("auto", "cuda") == 1 and cli._report_jobs("2", "cuda") == 2
 
 
 def test_report_passes_the_device_to_every_experiment(fake, tmp_path):

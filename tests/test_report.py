@@ -318,3 +318,39 @@ def test_a_section_reads_first_claim_verdict_main_figure_headline_then_details(t
     assert "<dt>Device</dt><dd>cpu (" in header
     saved = json.loads((tmp_path / "wordy" / "results.json").read_text())
     assert saved["headline"] == [["slope", 2.0], ["points", 3]] and saved["device"] == "cpu"
+    assert saved["seconds"] >= 0 and saved["cpu_seconds"] >= 0  # wall clock, and CPU time (busy-machine proxy)
+
+
+def test_experiments_that_share_cores_run_in_workers_the_others_here_alone(tmp_path, monkeypatch):
+    """jobs=2: the registered experiments that share cores (here two real, quick ones) run in two spawned workers
+    and give what a run here gives; one that does not share (the fake, like complexity and parallelism, which
+    time themselves) runs in this process, before them."""
+    fake = FakeExperiment("alone")
+    real = ["gradient-paths", "dictionary-lookup"]
+    specs = {n: experiments.get(n) for n in real}
+    monkeypatch.setattr(experiments, "get", lambda name: fake.spec if name == "alone" else specs[name])
+    monkeypatch.setattr(experiments, "names", lambda: ["alone", *real])
+    build_report(tmp_path, "quick", jobs=2, progress=False)
+    assert fake.runs == 1  # here, not in a worker (where the fake does not exist)
+    meta = json.loads((tmp_path / "report.json").read_text())
+    assert meta["jobs"] == 2 and meta["errors"] == {} and meta["experiments"] == ["alone", *real]
+    summary = json.loads((tmp_path / "results.json").read_text())
+    spec = specs["gradient-paths"]
+    here = experiments.run_experiment(spec, spec.config_cls.for_profile("quick"))
+    timeless = {k: v for k, v in here["metrics"].items() if "seconds" not in k}
+    assert timeless and timeless.items() <= summary["gradient-paths"]["metrics"].items()  # as measured here
+    assert all((tmp_path / n / "results.json").is_file() and list((tmp_path / n).glob("*.svg")) for n in real)
+
+
+def test_which_experiments_share_cores():
+    timed = {n for n in experiments.names() if not experiments.get(n).shares_cores}
+    assert timed == {"complexity", "parallelism"}  # they measure time: each runs with nothing beside it
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_bad_jobs_is_a_value_error_before_anything_runs(tmp_path, monkeypatch, jobs):
+    fake = FakeExperiment("alpha")
+    register(monkeypatch, fake)
+    with pytest.raises(ValueError, match="jobs: expected an integer >= 1"):
+        build_report(tmp_path / "out", jobs=jobs)
+    assert fake.runs == 0 and not (tmp_path / "out").exists()

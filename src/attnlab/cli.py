@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import sys
 import typing
 from collections.abc import Iterator, Sequence
@@ -112,6 +113,13 @@ def _build_parser() -> _Parser:
         "--device", default="cpu", metavar="auto|cpu|cuda", help="where every experiment runs (default: cpu)"
     )
     report.add_argument(
+        "--jobs",
+        default="auto",
+        metavar="N|auto",
+        help="experiments that need neither time nor every core run N at a time (default auto: up to 4 on a CPU, "
+        "as many as it has cores; 1 on a GPU)",
+    )
+    report.add_argument(
         "--replot",
         action="store_true",
         help="redraw figures and index.html from the results already in --out; runs nothing",
@@ -179,6 +187,21 @@ def _build_parser() -> _Parser:
 # ------------------------------------------------------------------------------------------------- report
 
 
+def _report_jobs(jobs: str, device: str) -> int:
+    """``--jobs``: a whole number >= 1, or ``auto``: on a CPU up to 4, as many as this process may use cores; on a
+    GPU 1 (its experiments share the one device)."""
+    if jobs != "auto":
+        if not jobs.isdigit() or int(jobs) < 1:
+            raise UsageError(f"--jobs: expected a whole number >= 1 or auto, got {jobs!r}")
+        return int(jobs)
+    from attnlab._checks import resolve_device
+
+    if resolve_device(device) != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from attnlab.report import ExperimentsFailed, build_report, replot
 
@@ -191,7 +214,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             if args.replot:
                 index = replot(args.out)
             else:
-                index = build_report(args.out, args.profile, args.only, device=args.device)
+                jobs = _report_jobs(args.jobs, args.device)
+                index = build_report(args.out, args.profile, args.only, device=args.device, jobs=jobs)
     except ExperimentsFailed as exc:
         _print_summary(exc.index.parent / "results.json", exc.failed)
         return _fail(str(exc), EXIT_FAILED)

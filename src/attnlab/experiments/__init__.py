@@ -29,7 +29,10 @@ How to add an experiment
    - ``measure.py``: ``run(cfg) -> {"held", "metrics", "data", "device"}``, numbers and series only (at most ~250
      lines). Models it trains live in :mod:`attnlab.models` with their tests; measuring tools shared with other
      experiments live once in :mod:`~attnlab.experiments.fits`, :mod:`~attnlab.experiments.sequential`,
-     :mod:`~attnlab.experiments.training` or :mod:`~attnlab.experiments.seq2seq`.
+     :mod:`~attnlab.experiments.training` or :mod:`~attnlab.experiments.seq2seq`. ``SHARES_CORES = True`` when
+     nothing it measures depends on time or on the cores it gets (it trains on one thread, or counts): the
+     report may then run it beside another experiment (``attnlab report --jobs``); one that times itself or
+     needs every core leaves it out and runs alone.
    - ``figures.py``: ``plot(result) -> {name: Figure}``, from the saved result only, with
      :mod:`attnlab.experiments.figures`; the report shows ``MAIN_FIGURE`` first.
    - ``words.py``: ``TITLE``, ``CLAIM``, ``SOURCE``, ``MAIN_FIGURE`` and ``WORDS``: the setup, the summary and

@@ -111,6 +111,7 @@ class ExperimentSpec:
     title: str = ""
     words: Words | None = None
     main_figure: str | None = None
+    shares_cores: bool = False  # True: nothing it measures depends on time or on the cores it gets
 
 
 def measured(verdict: Mapping[str, bool] | None, metrics: dict[str, Any], data: dict[str, Any], device: str) -> dict:
@@ -122,7 +123,8 @@ def measured(verdict: Mapping[str, bool] | None, metrics: dict[str, Any], data: 
 
 def assemble(name: str, package: str) -> ExperimentSpec:
     """The spec of the experiment whose package is ``package``: ``config.Config``, ``measure.run``,
-    ``figures.plot``, and from ``words`` its ``TITLE``, ``CLAIM``, ``SOURCE``, ``MAIN_FIGURE`` and ``WORDS``."""
+    ``figures.plot``, and from ``words`` its ``TITLE``, ``CLAIM``, ``SOURCE``, ``MAIN_FIGURE`` and ``WORDS``;
+    ``measure.SHARES_CORES`` (default False) says that the report may run it beside another experiment."""
     import importlib
 
     config, measure, figures, words = (importlib.import_module(f"{package}.{m}") for m in _PIECES)
@@ -136,6 +138,7 @@ def assemble(name: str, package: str) -> ExperimentSpec:
         title=words.TITLE,
         words=words.WORDS,
         main_figure=words.MAIN_FIGURE,
+        shares_cores=getattr(measure, "SHARES_CORES", False),
     )
 
 
@@ -144,10 +147,12 @@ _PIECES = ("config", "measure", "figures", "words")
 
 def run_experiment(spec: ExperimentSpec, cfg: ExperimentConfig) -> dict[str, Any]:
     """Run one experiment and return its full, JSON-able result: the measurements, the words filled from them,
-    the claim, the config, where it was measured and how long it took."""
-    start = time.perf_counter()
+    the claim, the config, where it was measured and how long it took: ``seconds`` on the wall clock and
+    ``cpu_seconds``, the process's CPU time (user + system, every thread), which a busy machine inflates less."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     body = spec.run(cfg)
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     device = body.pop("device", None) or resolve_device(cfg.device)
     result = {
         "name": spec.name,
@@ -156,6 +161,7 @@ def run_experiment(spec: ExperimentSpec, cfg: ExperimentConfig) -> dict[str, Any
         "source": spec.source,
         "config": cfg.to_json(),
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
         "device": device,
         "device_name": device_name(device),
         **body,

@@ -21,11 +21,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 EXPERIMENT = "alignment"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def _dates(n=5):
     pairs = date_pairs(n, torch.Generator().manual_seed(3))
     S = max(len(p.src) for p in pairs)

@@ -25,11 +25,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 EXPERIMENT = "dictionary-lookup"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def test_tiny_soft_lookup_sharpens_to_hard_and_trades_gradient_for_blur(tiny):
     """Every bound holds with room over the sweep of the tiny profile (seeds 0-19 at 1 thread, 0-1 also at 2;
     the experiment runs on one thread, so the thread count cannot change it): held in 22 of 22; at tau = 1/1024

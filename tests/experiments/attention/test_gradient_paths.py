@@ -17,11 +17,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 EXPERIMENT = "gradient-paths"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def test_tiny_gradient_decays_without_attention_and_not_with_it(tiny):
     """Swept over seeds 0-19 x {1, 2} threads (the tiny profile: strings of 14, 16 probe strings): held in 40 of
     40; far/near at initialisation 0.037-0.067 without attention (bound 0.1), 1.04-1.27 with it (bound 0.5); after

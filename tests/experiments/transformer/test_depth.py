@@ -3,11 +3,11 @@ loss against size; held computed from the measurements; JSON, plot and config er
 
 import itertools
 import json
+import math
 from fractions import Fraction
 
 import matplotlib
 import pytest
-import torch
 
 from attnlab.experiments.fits import exact_line
 from attnlab.experiments.transformer.depth import SPEC, Config
@@ -17,11 +17,6 @@ from attnlab.nn import TransformerEncoderLayer
 
 matplotlib.use("Agg")
 EXPERIMENT = "depth"
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
 
 
 @pytest.mark.parametrize("C", [8, 32, 48, 128])
@@ -56,16 +51,16 @@ def test_tiny_params_exactly_linear(tiny):
     assert data["params"] == [m["params_fixed"] + d * m["params_per_block"] for d in data["depths"]]
 
 
-def test_tiny_loss_falls_with_size(tiny):
-    # Robust on the tiny budget (checked on seeds 0-4 while developing): every model learned well beyond the
-    # uniform guess (log V), and the deepest model ends below the single block with a negative log-log slope.
-    # Whether every step in depth helps is within noise at this budget (monotone in two seeds of five), so the
-    # verdict is only checked against the numbers (next test), not asserted.
+def test_tiny_every_depth_learns(tiny):
+    """What the tiny budget shows robustly: every model learned well beyond the uniform guess (log V). Swept over
+    seeds 0-19 at 1 thread and 0-1 at 2 (the experiment runs on one thread): the worst validation loss was
+    0.67-0.75 of log V (bound 0.9). Whether depth lowers the loss is *not* robust at this budget, so it is not
+    asserted here (the quick and full profiles measure it): the deepest model's loss was below the single
+    block's by -0.10 to +0.35 (6 of 22 runs not by 0.03, the bound this test used to assert after 5 seeds), the
+    log-log slope -0.086 to +0.025, monotone in 10 of 22; with depths (1, 4) and twice the steps, 1 of 20 seeds
+    still had the deeper model worse. The verdict is checked against these numbers in the next test."""
     data, m = tiny["data"], tiny["metrics"]
-    val = data["val_loss"]
-    assert all(v < 0.9 * torch.log(torch.tensor(float(m["vocab_size"]))).item() for v in val)
-    assert val[-1] < val[0] - 0.03
-    assert m["loglog_slope_loss_vs_params"] < 0
+    assert all(v < 0.9 * math.log(m["vocab_size"]) for v in data["val_loss"])
     assert all(len(h) == 2 and h[-1]["iter"] == 150 for h in data["history"])
 
 

@@ -1,12 +1,12 @@
 """pronoun: the tiny profile's robust measurements, the attention measures on hand-built weights, held computed
 from the numbers, the model's padding mask, JSON, plots and config errors.
 
-The tiny profile (600 steps, one seed) learns the task on training words in every seed tried (0-4 while
-developing), but whether it generalises to held-out words, and whether "it" itself or the adjective carries the
-link, varies from seed to seed at that budget (the quick and full profiles measure it); the test asserts what
-held in all of them: training words resolved; the referent picked out by attention, from "it" or from the
-adjective; no first-layer head pointing to the referent in more than half of the sentences (a consequence of
-the minimal pairs, see :func:`attnlab.experiments.pronoun.choose`).
+The tiny profile (600 steps, one seed) learns the task on training words in every seed of the sweep, but whether
+it generalises to held-out words, and whether "it" itself or the adjective carries the link, varies from seed to
+seed at that budget (the quick and full profiles measure it); the test asserts what held in all of them:
+training words resolved, and no first-layer head pointing to the referent in more than half of the sentences (a
+consequence of the minimal pairs, see :func:`attnlab.experiments.transformer.pronoun.attention.choose`). The
+attention measures themselves are checked on hand-built weights below.
 """
 
 import json
@@ -32,15 +32,19 @@ def tiny(tiny_runner):
     return tiny_runner("pronoun", pretrained_pairs=6)  # the pretrained part too, on a few pairs
 
 
-def test_tiny_learns_and_links_by_attention(tiny):
+def test_tiny_learns_the_task_on_training_words(tiny):
+    """Swept over seeds 0-19 at 1 thread and 0-1 at 2 (the model trains on one thread: identical): "it" resolved
+    on sentences of training words in 22 of 22 (accuracy 1.00 in every run; bound 0.95). Not asserted, as it did
+    not hold across the sweep: the referent picked out by attention, from "it" (strongest link 0.50-1.00) or the
+    adjective's best head (0.50-1.00), at least 0.9 by one of them in 19 of 22 runs (seeds 7, 15 and 16: 0.50,
+    0.50, 0.53; the bound this test asserted after 5 seeds); held-out accuracy 0.37-1.00."""
     (sd,) = tiny["data"]["seeds"]
-    assert sd["val_accuracy"] >= 0.95  # "it" resolved on sentences of training words
-    # the referent is picked out by attention: where "it" attends most, or the adjective's row
-    assert max(sd["strongest_link_heldout"], sd["adjective_best_head_heldout_resolution"]) >= 0.9
+    assert sd["val_accuracy"] >= 0.95
     assert 0 <= tiny["metrics"]["heldout/accuracy"] <= 1
 
 
 def test_first_layer_heads_cannot_point_to_the_referent_in_more_than_half(tiny):
+    """A consequence of the minimal pairs, so in every run: the largest first-layer share was 0.50 in all 22."""
     for split in ("val", "heldout"):
         for share in tiny["data"]["attention"][split]["head"]["resolution"][0]:
             assert share <= 0.5

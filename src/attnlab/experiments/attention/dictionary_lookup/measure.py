@@ -12,6 +12,9 @@ from attnlab.experiments.attention.dictionary_lookup.dictionary import sweep_see
 from attnlab.experiments.attention.dictionary_lookup.learned import tau_label, train_seed
 from attnlab.experiments.training import one_thread
 
+# the report may run it beside another experiment: runs on one thread; it measures lookups and gradients, not time
+SHARES_CORES = True
+
 
 def run(cfg: Any) -> dict[str, Any]:
     """Both parts on one CPU thread: every tensor here is small (at most n_queries x N), and intra-op threads only

@@ -17,6 +17,9 @@ from attnlab.experiments.seq2seq import build, symbol_vocab
 from attnlab.experiments.training import one_thread, train
 from attnlab.models.seq2seq import Seq2Seq
 
+# the report may run it beside another experiment: trains on one thread; it measures gradients, not time
+SHARES_CORES = True
+
 NONE = "none"
 STATES = ("init", "trained")
 

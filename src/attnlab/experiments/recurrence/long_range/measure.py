@@ -13,6 +13,9 @@ from attnlab.experiments.recall import train_until_solved
 from attnlab.experiments.training import one_thread
 from attnlab.models.recall import ATTENTION_HEADS, RecallAttention, RecallRNN, recall_params
 
+# the report may run it beside another experiment: trains on one thread; it measures accuracy and steps, not time
+SHARES_CORES = True
+
 GATED = ("lstm", "gru")
 ATTENTION = "attention"
 FORGET_BIAS = {"lstm": 1.0}  # the LSTM's forget gate starts open (Gers et al. 2000; Jozefowicz et al. 2015)

@@ -15,6 +15,9 @@ from attnlab.experiments.recall import held_out, train_until_solved
 from attnlab.experiments.training import one_thread
 from attnlab.models.recall import RecallRNN
 
+# the report may run it beside another experiment: trains on one thread; it measures gradients and steps, not time
+SHARES_CORES = True
+
 # the cells compared: name -> (recurrent cell, forget-gate bias; None: PyTorch's initialisation)
 CELLS = {"rnn": ("rnn", None), "gru": ("gru", None), "lstm": ("lstm", None), "lstm_forget1": ("lstm", 1.0)}
 STEP = {"rnn": ann.RNNCell, "gru": ann.GRUCell, "lstm": ann.LSTMCell}

@@ -12,6 +12,9 @@ from attnlab._checks import resolve_device
 from attnlab.experiments.training import one_thread, train
 from attnlab.models.markers import TwoMarkerModel
 
+# the report may run it beside another experiment: trains on one thread; it measures accuracy and attention, not time
+SHARES_CORES = True
+
 PLAIN, MARKER1, MARKER2, QUERY = range(4)  # the kinds of position
 
 

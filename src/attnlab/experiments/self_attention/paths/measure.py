@@ -26,6 +26,9 @@ from attnlab.experiments.self_attention.paths.probes import (
 from attnlab.experiments.sequential import count_step
 from attnlab.models.blocks import CausalConv
 
+# the report may run it beside another experiment: it counts FLOPs, sequential steps and gradient paths, not time
+SHARES_CORES = True
+
 
 def _layer(kind: str, d: int, cfg: Any, k: int | None = None) -> Callable[[Tensor], Tensor]:
     """One layer of each kind as a function (B, n, d) -> (B, n, d), float32, seeded."""

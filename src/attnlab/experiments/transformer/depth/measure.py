@@ -14,6 +14,9 @@ from attnlab.experiments.fits import exact_line, loglog_slope
 from attnlab.experiments.training import one_thread, train
 from attnlab.models.gpt import GPT, GPTConfig
 
+# the report may run it beside another experiment: trains on one thread; it measures parameters and loss, not time
+SHARES_CORES = True
+
 
 def block_params(C: int) -> int:
     """Parameters of one pre-norm block with biases: attention ``4C^2 + 4C``, FFN ``8C^2 + 5C``, norms ``4C``."""

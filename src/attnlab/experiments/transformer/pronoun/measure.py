@@ -27,6 +27,9 @@ from attnlab.experiments.transformer.pronoun.attention import attention_table, c
 from attnlab.experiments.transformer.pronoun.pretrained import analyse
 from attnlab.models.pronoun import PronounModel
 
+# the report may run it beside another experiment: trains on one thread; it measures accuracy and attention, not time
+SHARES_CORES = True
+
 # The example sentences drawn in the report: (name, frame, animate, inanimate, adjective, animate_first)
 EXAMPLES = (
     ("animal_tired", 0, "animal", "street", "tired", True),
