@@ -13,17 +13,17 @@ from attnlab.experiments.beyond.receptive_field.measure import probe, reach
 EXPERIMENT = "receptive-field"
 
 
-def test_reach_is_w_times_L_exactly(tiny_result):
-    m, grads, n = tiny_result["metrics"], tiny_result["data"]["grads"], tiny_result["data"]["length"]
+def test_reach_is_w_times_L_exactly(tiny):
+    m, grads, n = tiny["metrics"], tiny["data"]["grads"], tiny["data"]["length"]
     assert n == 3 * (3 + 2)
     for w in (2, 3):
         for L, g in zip((1, 2, 3), grads[str(w)], strict=True):
             assert m[f"reach/w={w}/L={L}"] == w * L
             assert all(x > 0 for x in g[: w * L + 1]) and all(x == 0 for x in g[w * L + 1 :])
         assert m[f"reach_per_layer/w={w}"] == w
-    assert m["reach/full/L=1"] == n - 1 and all(x > 0 for x in tiny_result["data"]["full"])
+    assert m["reach/full/L=1"] == n - 1 and all(x > 0 for x in tiny["data"]["full"])
     assert m["mistral_reach"] == 4096 * 32 == 131_072
-    assert tiny_result["held"] is True and all(tiny_result["data"]["verdict"].values())
+    assert tiny["held"] is True and all(tiny["data"]["verdict"].values())
 
 
 def test_the_probe_sees_what_the_mask_allows():
@@ -34,10 +34,10 @@ def test_the_probe_sees_what_the_mask_allows():
     assert reach([3.0, 0.0, 1e-300, 0.0]) == 2
 
 
-def test_words_and_figures_from_the_saved_result(tiny_result):
-    assert "Each is w L" in tiny_result["summary"] and "131,072" in tiny_result["summary"]
-    assert dict(tiny_result["headline"])["reach through 3 layers, w = 2 / 3"] == "6 / 9 (w L = 6 / 9)"
-    figs = SPEC.plot(json.loads(json.dumps(tiny_result, allow_nan=False)))  # JSON without NaN, as saved
+def test_words_and_figures_from_the_saved_result(tiny):
+    assert "Each is w L" in tiny["summary"] and "131,072" in tiny["summary"]
+    assert dict(tiny["headline"])["reach through 3 layers, w = 2 / 3"] == "6 / 9 (w L = 6 / 9)"
+    figs = SPEC.plot(json.loads(json.dumps(tiny, allow_nan=False)))  # JSON without NaN, as saved
     assert sorted(figs) == ["gradient", "reach"] and all(isinstance(f, Figure) for f in figs.values())
 
 

@@ -30,8 +30,8 @@ from attnlab.train.loop import TrainConfig
 EXPERIMENT = "variants"
 
 
-def test_widths_give_equal_parameters_and_caches_follow_the_kv_heads(tiny_result):
-    m, d = tiny_result["metrics"], tiny_result["data"]
+def test_widths_give_equal_parameters_and_caches_follow_the_kv_heads(tiny):
+    m, d = tiny["metrics"], tiny["data"]
     V = m["vocab_size"]
     cfg = Config.for_profile("tiny")
     for v in cfg.variants:
@@ -45,22 +45,22 @@ def test_widths_give_equal_parameters_and_caches_follow_the_kv_heads(tiny_result
     assert d["verdict"]["params_within_tolerance"] is True and d["verdict"]["gqa_cache_fraction"] is True
 
 
-def test_every_variant_learned_on_the_tiny_budget(tiny_result):
-    val = tiny_result["data"]["val_loss"]
-    assert math.log(tiny_result["metrics"]["vocab_size"]) == pytest.approx(4.159, abs=1e-3)
+def test_every_variant_learned_on_the_tiny_budget(tiny):
+    val = tiny["data"]["val_loss"]
+    assert math.log(tiny["metrics"]["vocab_size"]) == pytest.approx(4.159, abs=1e-3)
     assert all(x < 4.0 for v in val.values() for x in v)
-    assert all(len(v) == 3 for v in val.values()) and tiny_result["data"]["seeds"] == [0, 1, 2]
+    assert all(len(v) == 3 for v in val.values()) and tiny["data"]["seeds"] == [0, 1, 2]
 
 
-def test_quality_verdict_is_the_rule_applied_to_the_numbers(tiny_result):
-    val, verdict, m = tiny_result["data"]["val_loss"], tiny_result["data"]["verdict"], tiny_result["metrics"]
+def test_quality_verdict_is_the_rule_applied_to_the_numbers(tiny):
+    val, verdict, m = tiny["data"]["val_loss"], tiny["data"]["verdict"], tiny["metrics"]
     for variant, name in QUALITY.items():
         if variant in val:
             a, b = val["gpt2"], val[variant]
             assert verdict[name] is (statistics.mean(b) - statistics.mean(a) <= noise(a, b))
             assert m[f"seeds_better_than_gpt2/{variant}"] == sum(y < x for x, y in zip(a, b, strict=True))
-    assert tiny_result["held"] is all(verdict.values())
-    assert ("Not every part held" in tiny_result["summary"]) is (tiny_result["held"] is False)
+    assert tiny["held"] is all(verdict.values())
+    assert ("Not every part held" in tiny["summary"]) is (tiny["held"] is False)
 
 
 def test_one_seed_is_not_judged(tiny_runner):
@@ -112,11 +112,11 @@ def test_one_training_step_under_bf16_autocast(variant):
     assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
 
 
-def test_words_and_figures_from_the_saved_result(tiny_result):
-    gqa = dict(tiny_result["headline"])["GQA - GPT-2, mean validation loss"]
-    assert gqa.startswith(f"{tiny_result['metrics']['diff_vs_gpt2/gqa']:+.4f} (noise ") and gqa.endswith("of 3 seeds)")
-    assert "KV cache per layer at the full context, against GPT-2's 4,096 bytes: GQA 50.0%" in tiny_result["summary"]
-    figs = SPEC.plot(json.loads(json.dumps(tiny_result, allow_nan=False)))  # JSON without NaN, as saved
+def test_words_and_figures_from_the_saved_result(tiny):
+    gqa = dict(tiny["headline"])["GQA - GPT-2, mean validation loss"]
+    assert gqa.startswith(f"{tiny['metrics']['diff_vs_gpt2/gqa']:+.4f} (noise ") and gqa.endswith("of 3 seeds)")
+    assert "KV cache per layer at the full context, against GPT-2's 4,096 bytes: GQA 50.0%" in tiny["summary"]
+    figs = SPEC.plot(json.loads(json.dumps(tiny, allow_nan=False)))  # JSON without NaN, as saved
     assert sorted(figs) == ["cache_speed", "loss"] and all(isinstance(f, Figure) for f in figs.values())
 
 

@@ -17,6 +17,9 @@ from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.nn import KVCache, MultiHeadAttention
 from attnlab.nn.mla import LatentCache, MultiHeadLatentAttention
 
+# the report may run it beside another experiment: one thread; it reads cache sizes, not time
+SHARES_CORES = True
+
 VOCAB = 64  # token ids only feed the prefill; the cache does not depend on them
 MIB = 2**20
 

@@ -14,6 +14,9 @@ from attnlab.experiments.beyond.receptive_field.config import MISTRAL
 from attnlab.experiments.training import one_thread
 from attnlab.models.gpt import GPT, GPTConfig
 
+# the report may run it beside another experiment: one thread; it reads gradients, not time
+SHARES_CORES = True
+
 
 def model_config(cfg: Any, depth: int, window: int | None) -> GPTConfig:
     """Mistral's block in miniature (grouped-query attention, rotary positions, RMSNorm, SwiGLU, no biases), with

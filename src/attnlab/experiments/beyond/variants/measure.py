@@ -17,6 +17,9 @@ from attnlab.experiments.training import one_thread, train
 from attnlab.measure import median_seconds
 from attnlab.models.gpt import GPT, Decoder, GPTConfig
 
+# not beside another experiment: it times decoding (tokens/s), which sharing the cores would slow
+SHARES_CORES = False
+
 QUALITY = {"gqa": "gqa_close_to_gpt2", "modern": "modern_not_worse", "swiglu": "swiglu_not_worse",
            "rmsnorm": "rmsnorm_not_worse"}  # fmt: skip
 MIN_SEEDS = 3  # below this there is no seed spread to judge "close" by
