@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
+import torch
 
 import attnlab
 from attnlab import cli, experiments
 from attnlab.cli import main
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
+from attnlab.train.loop import TrainConfig
 from cli_helpers import one_line_error
 
 
@@ -43,7 +45,7 @@ seen_configs: list[FieldsConfig] = []
 
 def _run(cfg: FieldsConfig) -> dict[str, Any]:
     seen_configs.append(cfg)
-    if cfg.lr == 99.0:  # a way for a test to press Ctrl-C in the middle of a run
+    if getattr(cfg, "lr", None) == 99.0:  # a way for a test to press Ctrl-C in the middle of a run
         raise KeyboardInterrupt
     return {"held": True, "metrics": {"accuracy": 0.875}, "setup": "s", "summary": "s", "data": {}}
 
@@ -75,6 +77,8 @@ def fake(monkeypatch):
         (["exp", "fake", "--no-such-field", "1"], "--no-such-field"),
         (["frobnicate"], "frobnicate"),
         (["report", "--profile", "tiny"], "tiny"),
+        (["report", "--jobs", "0"], "--jobs: expected a whole number >= 1 or auto, got '0'"),
+        (["report", "--jobs", "many"], "--jobs: expected a whole number >= 1 or auto, got 'many'"),
         ([], "a command is required"),
     ],
 )
@@ -117,6 +121,82 @@ def test_exp_defaults_to_quick_profile_and_runs_exp_folder(fake, tmp_path, monke
 
     assert seen_configs == [FieldsConfig(hidden_size=64, steps=100)]
     assert json.loads((tmp_path / "runs/exp/fake/results.json").read_text())["metrics"] == {"accuracy": 0.875}
+
+
+TRAIN = TrainConfig(max_iters=100, lr=1e-2)
+
+
+@dataclass(frozen=True)
+class NestedConfig(ExperimentConfig):
+    width: int = 8
+    train: TrainConfig = TRAIN
+
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"train.max_iters": 10}, "full": {}}
+    RENAMED: ClassVar[dict[str, str]] = {"train_steps": "train.max_iters"}
+
+
+@pytest.fixture
+def nested(monkeypatch):
+    """Register ``nested``, an experiment whose config holds a TrainConfig as ``train``."""
+    spec = ExperimentSpec(
+        name="nested", claim="Nests hold.", source="nowhere", config_cls=NestedConfig, run=_run, plot=lambda r: {}
+    )
+    module = types.ModuleType("attnlab.experiments._fake_nested")
+    module.SPEC = spec
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(experiments, "_MODULES", {"nested": "_fake_nested"})
+    seen_configs.clear()
+    return spec
+
+
+def test_exp_options_of_a_nested_config_are_dotted(nested, tmp_path, capsys):
+    assert main(["exp", "nested", "--train.lr", "0.5", "--width", "4", "--out", str(tmp_path)]) == 0
+    (cfg,) = seen_configs
+    assert cfg == NestedConfig(width=4, train=TrainConfig(max_iters=10, lr=0.5))  # the quick profile's 10 too
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["lr"] == 0.5
+    assert main(["exp", "nested", "--help"]) == 0
+    usage = capsys.readouterr().out
+    assert "--train.max-iters" in usage and "quick: 10" in usage
+    assert "--train.seed" not in usage and "--train.device" not in usage  # the experiment's seed and device
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--lr", "0.5"], "--lr is now --train.lr"), (["--train-steps", "5"], "--train-steps is now --train.max-iters"),
+     (["--train.max-iters", "0"], "max_iters: expected an integer >= 1, got 0"),
+     (["--train.lr", "fast"], "--train.lr: expected a number, got 'fast'")],
+)  # fmt: skip
+def test_exp_old_flat_flags_and_bad_nested_values_are_one_line(nested, capsys, tmp_path, argv, message):
+    assert main(["exp", "nested", *argv, "--out", str(tmp_path / "out")]) == 2
+    assert message in one_line_error(capsys)
+    assert seen_configs == [] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:7"])
+def test_report_with_a_device_this_machine_lacks_is_one_line(fake, capsys, tmp_path, device):
+    if device == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    assert main(["report", "--device", device, "--out", str(tmp_path / "report")]) == 2
+    err = one_line_error(capsys)
+    assert device in err and ("available: cpu" in err or "expected 'cpu'" in err)
+    assert seen_configs == [] and not (tmp_path / "report").exists()
+
+
+def test_report_jobs_auto_is_up_to_4_cpu_cores_and_1_on_a_gpu(monkeypatch):
+    from attnlab import cli
+
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: set(range(2)), raising=False)
+    assert cli._report_jobs("auto", "cpu") == 2 and cli._report_jobs("3", "cpu") == 3
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert cli._report_jobs("auto", "cpu") == 4
+    monkeypatch.setattr("attnlab._checks.resolve_device", lambda device: "cuda:0")
+    assert cli._report_jobs("auto", "cuda") == 1 and cli._report_jobs("2", "cuda") == 2
+
+
+def test_report_passes_the_device_to_every_experiment(fake, tmp_path):
+    assert main(["report", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    assert [c.device for c in seen_configs] == ["cpu"]
+    assert json.loads((tmp_path / "report.json").read_text())["device"].startswith("cpu")
 
 
 def test_exp_help_lists_generated_options(fake, capsys):

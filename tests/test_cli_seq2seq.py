@@ -16,10 +16,10 @@ from attnlab.train.seq2seq import load_seq2seq, translate
 from cli_helpers import one_line_error
 
 TINY = [
-    "--task", "reverse", "--min-len", "2", "--max-len", "6", "--n-symbols", "6", "--n-train", "2000", "--n-test", "32",
-    "--emb", "16", "--hidden", "32", "--batch-size", "32", "--max-iters", "150", "--lr", "0.01", "--warmup-iters", "10",
-    "--weight-decay", "0", "--eval-interval", "50", "--eval-iters", "2", "--ckpt-interval", "50", "--beam-size", "2",
-    "--device", "cpu",
+    "--task", "reverse", "--min-len", "2", "--max-len", "6", "--n-symbols", "6", "--n-train", "2000", "--n-test",
+    "32", "--emb", "16", "--hidden", "32", "--batch-size", "32", "--train.max-iters", "150", "--train.lr", "0.01",
+    "--train.warmup-iters", "10", "--train.weight-decay", "0", "--train.eval-interval", "50", "--train.eval-iters",
+    "2", "--train.ckpt-interval", "50", "--beam-size", "2", "--train.device", "cpu",
 ]  # fmt: skip
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,11 +64,21 @@ def test_sample_translates_the_prompt(run_dir, capsys, beam):
 def test_resume_detects_a_seq2seq_run_and_finishes_it(tmp_path, capsys):
     from attnlab.train.seq2seq import Seq2SeqRunConfig, train_seq2seq
 
-    argv = ["train", "seq2seq", *TINY, "--max-iters", "20", "--eval-interval", "10", "--ckpt-interval", "10"]
+    argv = [
+        "train",
+        "seq2seq",
+        *TINY,
+        "--train.max-iters",
+        "20",
+        "--train.eval-interval",
+        "10",
+        "--train.ckpt-interval",
+        "10",
+    ]
     assert main([*argv, "--out", str(tmp_path / "full")]) == 0  # uninterrupted, the reference
     config = json.loads((tmp_path / "full/config.json").read_text())
     out = tmp_path / "run"
-    train_seq2seq(Seq2SeqRunConfig(**{**config, "out": str(out)}), progress=False, stop_after=13)
+    train_seq2seq(Seq2SeqRunConfig.from_json({**config, "out": str(out)}), progress=False, stop_after=13)
     capsys.readouterr()
 
     assert main(["resume", str(out)]) == 0
@@ -85,7 +95,7 @@ def test_resume_detects_a_seq2seq_run_and_finishes_it(tmp_path, capsys):
 def test_train_seq2seq_help_lists_the_config_fields(capsys):
     assert main(["train", "seq2seq", "--help"]) == 0
     out = capsys.readouterr().out
-    assert all(f"--{name}" in out for name in ("task", "pairs", "attention", "cell", "beam-size", "max-iters"))
+    assert all(f"--{name}" in out for name in ("task", "pairs", "attention", "cell", "beam-size", "train.max-iters"))
     assert "default bahdanau" in out
 
 
@@ -140,7 +150,7 @@ def test_missing_default_corpus(tmp_path, capsys, monkeypatch):
     real = seq2seq.load_de_en
     monkeypatch.setattr(seq2seq, "load_de_en", lambda path, max_len: real(tmp_path / "share/trans/de-en", max_len))
 
-    assert main(["train", "seq2seq", "--task", "de-en", "--out", str(tmp_path / "run"), "--device", "cpu"]) == 2
+    assert main(["train", "seq2seq", "--task", "de-en", "--out", str(tmp_path / "run"), "--train.device", "cpu"]) == 2
 
     err = one_line_error(capsys)
     assert "apt-get install trans-de-en" in err and "--pairs FILE" in err
@@ -161,7 +171,16 @@ def test_beam_on_a_gpt_checkpoint_is_refused(tmp_path, capsys):
     text = tmp_path / "t.txt"
     text.write_text("the cat sat on the mat. " * 40, encoding="utf-8")
     tiny = ["--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--block-size", "8", "--batch-size", "2"]
-    its = ["--max-iters", "1", "--eval-interval", "1", "--eval-iters", "1", "--ckpt-interval", "1"]
+    its = [
+        "--train.max-iters",
+        "1",
+        "--train.eval-interval",
+        "1",
+        "--train.eval-iters",
+        "1",
+        "--train.ckpt-interval",
+        "1",
+    ]
     assert main(["train", "gpt", "--text", str(text), "--out", str(tmp_path / "gpt"), *tiny, *its]) == 0
     capsys.readouterr()
 

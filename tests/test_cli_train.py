@@ -3,6 +3,7 @@ on stderr with exit status 2 (nothing written)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -12,14 +13,17 @@ import torch
 from safetensors.torch import save_file
 
 from attnlab.cli import main
+from attnlab.models.gpt_config import NANOGPT, GPTConfig
+from attnlab.nn.norms import RMSNorm
 from attnlab.train import read_checkpoint
+from attnlab.train.gpt import OPTIONS, GPTRunConfig, load_gpt
 from cli_helpers import one_line_error
 
 WORDS = ["the", "king", "queen", "shall", "not", "love", "death", "night", "sweet", "good", "my", "lord"]
 TINY = [
     "--batch-size", "4", "--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
-    "--max-iters", "6", "--warmup-iters", "2", "--eval-interval", "3", "--eval-iters", "2", "--ckpt-interval", "4",
-    "--device", "cpu",
+    "--train.max-iters", "6", "--train.warmup-iters", "2", "--train.eval-interval", "3", "--train.eval-iters", "2",
+    "--train.ckpt-interval", "4", "--train.device", "cpu",
 ]  # fmt: skip
 
 
@@ -98,14 +102,24 @@ def test_sample_greedy_cached_equals_no_cache(run_dir, capsys):
     assert capsys.readouterr().out == cached and len(cached) == 2 + 40 + 1
 
 
-def test_resume_continues_a_stopped_run(tmp_path, capsys):
+def flat_run(run: dict) -> dict:
+    """A nested run config in the flat form GPTRunConfig had before ``train`` nested (``lr``, not ``train.lr``)."""
+    return {**{k: v for k, v in run.items() if k != "train"}, **run["train"]}
+
+
+@pytest.mark.parametrize("form", ["nested", "flat"])
+def test_resume_continues_a_stopped_run(tmp_path, capsys, form):
+    """Also from a checkpoint written by the flat GPTRunConfig of earlier versions (``form="flat"``)."""
     text = write_text(tmp_path / "verse.txt")
     out = tmp_path / "run"
-    assert main(["train", "gpt", "--text", str(text), "--out", str(out), *TINY, "--max-iters", "4"]) == 0
+    assert main(["train", "gpt", "--text", str(text), "--out", str(out), *TINY, "--train.max-iters", "4"]) == 0
     ckpt = out / "ckpt.safetensors"
     meta, tensors = read_checkpoint(ckpt)
-    meta["state"]["run"]["max_iters"] = 7  # as if it had been started with 7 and stopped at 4
+    meta["state"]["run"]["train"]["max_iters"] = 7  # as if it had been started with 7 and stopped at 4
     meta["state"]["train"]["max_iters"] = 7
+    if form == "flat":
+        meta["state"]["run"] = flat_run(meta["state"]["run"])
+        assert meta["state"]["run"]["max_iters"] == 7 and "train" not in meta["state"]["run"]
     save_file(tensors, str(ckpt), metadata={"attnlab": json.dumps(meta)})
     capsys.readouterr()
 
@@ -113,6 +127,107 @@ def test_resume_continues_a_stopped_run(tmp_path, capsys):
 
     assert capsys.readouterr().out.startswith("iter 7: train loss ")
     assert read_checkpoint(ckpt)[0]["state"]["iter"] == 7
+
+
+def test_sample_reads_a_checkpoint_of_the_flat_run_config(run_dir, tmp_path, capsys):
+    meta, tensors = read_checkpoint(run_dir / "ckpt.safetensors")
+    meta["state"]["run"] = flat_run(meta["state"]["run"])
+    legacy = tmp_path / "legacy.safetensors"
+    save_file(tensors, str(legacy), metadata={"attnlab": json.dumps(meta)})
+    argv = ["--prompt", "the k", "--max-new-tokens", "20", "--seed", "3"]
+
+    assert main(["sample", str(run_dir), *argv]) == 0
+    expected = capsys.readouterr().out
+    assert main(["sample", str(legacy), *argv]) == 0
+    assert capsys.readouterr().out == expected
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(["--lr", "1e-3"], "--train.lr"), (["--max-iters", "5"], "--train.max-iters"), (["--device", "cpu"],
+     "--train.device"), (["--seed=3"], "--train.seed")],
+)  # fmt: skip
+def test_old_flat_flags_name_their_new_spelling(tmp_path, capsys, old, new):
+    assert main(["train", "gpt", "--out", str(tmp_path / "run"), *old]) == 2
+    assert one_line_error(capsys) == f"attnlab: error: {old[0].split('=')[0]} is now {new}\n"
+    assert not (tmp_path / "run").exists()
+
+
+MODERN = ["--n-kv-head", "1", "--pos", "rope", "--norm", "rmsnorm", "--mlp", "swiglu", "--window", "8"]
+
+
+def test_train_takes_the_block_options_and_samples_and_resumes(tmp_path, capsys):
+    """``--n-kv-head --pos --norm --mlp --window`` build that block; the run samples (cached decoding equal to none)
+    and resumes with it."""
+    text = write_text(tmp_path / "verse.txt")
+    out = tmp_path / "run"
+    assert main(["train", "gpt", "--text", str(text), "--out", str(out), *TINY, "--train.max-iters", "4", *MODERN]) == 0
+
+    config = json.loads((out / "config.json").read_text())
+    assert {k: config[k] for k in ("n_kv_head", "pos", "norm", "mlp", "window", "attention")} == {
+        "n_kv_head": 1, "pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "window": 8, "attention": "mha"
+    }  # fmt: skip
+    model, _ = load_gpt(str(out))
+    attn = model.blocks[0].self_attn
+    assert (attn.num_heads, attn.num_kv_heads, attn.rotary, model.wpe) == (2, 1, True, None)
+    assert isinstance(model.blocks[0].norm1, RMSNorm) and model.blocks[0].mlp == "swiglu"
+    assert model.blocks[0].window == 8 and model.config.context_limit is None  # a window with rotary: no limit
+    argv = ["sample", str(out), "--prompt", "my", "--max-new-tokens", "30", "--temperature", "0"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    cached = capsys.readouterr().out
+    assert main([*argv, "--no-cache"]) == 0  # 32 characters: past the window of 8, through the rolling cache
+    assert capsys.readouterr().out == cached and len(cached) == 2 + 30 + 1
+
+    ckpt = out / "ckpt.safetensors"
+    meta, tensors = read_checkpoint(ckpt)
+    meta["state"]["run"]["train"]["max_iters"] = meta["state"]["train"]["max_iters"] = 6
+    save_file(tensors, str(ckpt), metadata={"attnlab": json.dumps(meta)})
+    assert main(["resume", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("iter 6: train loss ")
+    assert load_gpt(str(out))[0].config == model.config
+
+
+@pytest.mark.parametrize("form", ["nested", "flat"])
+def test_runs_saved_before_the_block_options_load_as_gpt2_blocks(run_dir, tmp_path, capsys, form):
+    """A run config without the option keys (as saved before they existed) samples and resumes as before: every
+    option takes GPTConfig's default, nanoGPT's GPT-2 block."""
+    meta, tensors = read_checkpoint(run_dir / "ckpt.safetensors")
+    run = {k: v for k, v in meta["state"]["run"].items() if k not in OPTIONS}
+    assert set(OPTIONS) <= set(meta["state"]["run"]) and not set(OPTIONS) & set(run)
+    meta["state"]["run"] = flat_run(run) if form == "flat" else run
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    save_file(tensors, str(legacy / "ckpt.safetensors"), metadata={"attnlab": json.dumps(meta)})
+    defaults = GPTConfig()
+    assert all(getattr(load_gpt(str(legacy))[0].config, k) == getattr(defaults, k) for k in OPTIONS)
+    argv = ["--prompt", "the k", "--max-new-tokens", "20", "--seed", "3"]
+
+    assert main(["sample", str(run_dir), *argv]) == 0
+    expected = capsys.readouterr().out
+    assert main(["sample", str(legacy), *argv]) == 0
+    assert capsys.readouterr().out == expected
+
+    run = {**run, "train": {**run["train"], "max_iters": 7}}  # as if started with 7 and stopped at 6
+    meta["state"]["run"] = flat_run(run) if form == "flat" else run
+    meta["state"]["train"]["max_iters"] = 7
+    save_file(tensors, str(legacy / "ckpt.safetensors"), metadata={"attnlab": json.dumps(meta)})
+    assert main(["resume", str(legacy)]) == 0
+    assert capsys.readouterr().out.startswith("iter 7: train loss ")
+
+
+def test_run_config_option_defaults_are_gpt_configs():
+    """The command line's defaults for the block options are GPTConfig's (GPT-2's block), one place to change."""
+    run, defaults = GPTRunConfig(), GPTConfig()
+    assert all(getattr(run, k) == getattr(defaults, k) for k in OPTIONS)
+    assert set(OPTIONS) == {f.name for f in dataclasses.fields(GPTConfig)} - set(NANOGPT)
+
+
+def test_train_help_lists_the_nested_options(capsys):
+    assert main(["train", "gpt", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--train.lr" in out and "--train.max-iters" in out and "--n-embd" in out
+    assert "--lr " not in out  # the old flat spelling is not offered
 
 
 # --- bad input ---------------------------------------------------------------------------------------------
@@ -127,10 +242,23 @@ def test_resume_continues_a_stopped_run(tmp_path, capsys):
         (None, ["--n-layer", "0"], "n_layer: expected an integer >= 1, got 0"),
         (None, ["--dropout", "1.5"], "dropout: expected a probability in [0, 1), got 1.5"),
         (None, ["--n-layer", "two"], "--n-layer: expected an integer, got 'two'"),
-        (None, ["--max-iters", "0"], "max_iters: expected an integer >= 1, got 0"),
+        (None, ["--train.max-iters", "0"], "max_iters: expected an integer >= 1, got 0"),
+        (None, ["--norm", "batchnorm"], "norm: expected one of ('layernorm', 'rmsnorm'), got 'batchnorm'"),
+        (None, ["--n-kv-head", "3"], "n_kv_head: expected None or a divisor of n_head=2, got 3"),
         (b"\xff\xfe not utf-8", [], "is not UTF-8 text"),
     ],
-    ids=["empty", "too-short", "n_embd", "n_layer", "dropout", "not-an-int", "max_iters", "not-utf8"],
+    ids=[
+        "empty",
+        "too-short",
+        "n_embd",
+        "n_layer",
+        "dropout",
+        "not-an-int",
+        "max_iters",
+        "norm",
+        "n_kv_head",
+        "not-utf8",
+    ],
 )
 def test_train_bad_input(tmp_path, capsys, content, extra, expected):
     text = tmp_path / "input.txt"
@@ -210,7 +338,16 @@ def test_train_with_bpe_then_sample_and_resume(tmp_path, capsys):
     out = tmp_path / "bpe"
     args = ["train", "gpt", "--text", str(text), "--out", str(out), "--tokenizer", "bpe", "--bpe-vocab-size", "300"]
     small = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8", "--batch-size", "4"]
-    its = ["--max-iters", "4", "--eval-interval", "2", "--eval-iters", "1", "--ckpt-interval", "2"]
+    its = [
+        "--train.max-iters",
+        "4",
+        "--train.eval-interval",
+        "2",
+        "--train.eval-iters",
+        "1",
+        "--train.ckpt-interval",
+        "2",
+    ]
     assert main(args + small + its) == 0
     state = read_checkpoint(out / "ckpt.safetensors")[0]["state"]
     assert state["tokenizer"]["kind"] == "bpe"
@@ -266,7 +403,7 @@ def test_best_checkpoint_follows_the_validation_loss(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop.Trainer, "save_best", spy)
     argv = ["train", "gpt", "--text", str(text), "--out", str(tmp_path / "run"), *TINY]
-    argv[argv.index("--max-iters") + 1], argv[argv.index("--eval-interval") + 1] = "8", "2"
+    argv[argv.index("--train.max-iters") + 1], argv[argv.index("--train.eval-interval") + 1] = "8", "2"
     assert main(argv) == 0
     assert seen == [(2, 3.0), (4, 2.0), (8, 1.5)]
     assert read_checkpoint(tmp_path / "run" / "best.safetensors")[0]["state"]["best"] == {

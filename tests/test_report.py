@@ -5,6 +5,7 @@ Real experiments take minutes; these tests register tiny fake ones in place of t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from attnlab import experiments
 from attnlab.cli import main
-from attnlab.experiments.base import ExperimentConfig, ExperimentSpec
+from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, Words
 from attnlab.report import ExperimentsFailed, build_report, replot
 
 
@@ -258,3 +259,98 @@ def test_sections_with_viewer_payloads_embed_a_viewer_and_the_script_once(tmp_pa
     replotted = replot(tmp_path).read_text()
     assert json.loads(data.search(replotted.split('id="maps"')[1])[1]) == maps
     assert replotted.count('class="attnlab-viewer"') == 2
+
+
+class WordyExperiment(FakeExperiment):
+    """A fake with words (setup, summary, headline), two figures and a nested config: the report's layout."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        words = Words(
+            setup=lambda cfg, r: f"Measured {cfg.points} points.",
+            summary=lambda cfg, r: f"The slope is {r['metrics']['slope']:g}.",
+            headline=lambda cfg, r: [("slope", r["metrics"]["slope"]), ("points", cfg.points)],
+        )
+        self.spec = dataclasses.replace(self.spec, words=words, main_figure="second", config_cls=NestedFakeConfig)
+
+    def run(self, cfg: Any) -> dict[str, Any]:
+        body = super().run(cfg)
+        return {k: v for k, v in body.items() if k not in ("setup", "summary")}  # the words say them
+
+    def plot(self, result: dict[str, Any]) -> dict[str, Any]:
+        figs = super().plot(result)
+        return {"first": figs["line"], "second": super().plot(result)["line"]}
+
+
+@dataclass(frozen=True)
+class Inner:
+    rate: float = 0.5
+
+
+INNER = Inner()
+
+
+@dataclass(frozen=True)
+class NestedFakeConfig(FakeConfig):
+    inner: Inner = INNER
+
+
+def test_a_section_reads_first_claim_verdict_main_figure_headline_then_details(tmp_path, monkeypatch):
+    register(monkeypatch, WordyExperiment("wordy"))
+
+    html = build_report(tmp_path, device="cpu").read_text()
+
+    section = html.split('<section class="experiment" id="wordy">')[1].split("</section>")[0]
+    order = [section.index(mark) for mark in (
+        'class="claim"', 'class="verdict"', 'class="main"', 'class="headline"', "What the numbers say", "Setup",
+        "<details>", "All metrics and the configuration", "Configuration")]  # fmt: skip
+    assert order == sorted(order)
+    main = section.split('class="main"')[1].split("</figure>")[0]
+    assert "<figcaption>second</figcaption>" in main  # the spec's main figure first, the other after
+    assert section.count("<svg") == 2 and section.index("<figcaption>first") > section.index('class="headline"')
+    headline = section.split('class="headline"')[1].split("</table>")[0]
+    assert "<td>slope</td>" in headline and ">2<" in headline and ">3<" in headline
+    details = section.split("<details>")[1]
+    assert "inner.rate" in details and "slope" in details  # the nested config by dotted name; every metric
+    assert "The slope is 2." in section and "Measured 3 points." in section
+    assert "measured on cpu (" in section  # where it ran, in the section
+    header = html.split("</header>")[0]
+    assert "<dt>Device</dt><dd>cpu (" in header
+    saved = json.loads((tmp_path / "wordy" / "results.json").read_text())
+    assert saved["headline"] == [["slope", 2.0], ["points", 3]] and saved["device"] == "cpu"
+    assert saved["seconds"] >= 0 and saved["cpu_seconds"] >= 0  # wall clock, and CPU time (busy-machine proxy)
+
+
+def test_experiments_that_share_cores_run_in_workers_the_others_here_alone(tmp_path, monkeypatch):
+    """jobs=2: the registered experiments that share cores (here two real, quick ones) run in two spawned workers
+    and give what a run here gives; one that does not share (the fake, like complexity and parallelism, which
+    time themselves) runs in this process, before them."""
+    fake = FakeExperiment("alone")
+    real = ["gradient-paths", "dictionary-lookup"]
+    specs = {n: experiments.get(n) for n in real}
+    monkeypatch.setattr(experiments, "get", lambda name: fake.spec if name == "alone" else specs[name])
+    monkeypatch.setattr(experiments, "names", lambda: ["alone", *real])
+    build_report(tmp_path, "quick", jobs=2, progress=False)
+    assert fake.runs == 1  # here, not in a worker (where the fake does not exist)
+    meta = json.loads((tmp_path / "report.json").read_text())
+    assert meta["jobs"] == 2 and meta["errors"] == {} and meta["experiments"] == ["alone", *real]
+    summary = json.loads((tmp_path / "results.json").read_text())
+    spec = specs["gradient-paths"]
+    here = experiments.run_experiment(spec, spec.config_cls.for_profile("quick"))
+    timeless = {k: v for k, v in here["metrics"].items() if "seconds" not in k}
+    assert timeless and timeless.items() <= summary["gradient-paths"]["metrics"].items()  # as measured here
+    assert all((tmp_path / n / "results.json").is_file() and list((tmp_path / n).glob("*.svg")) for n in real)
+
+
+def test_which_experiments_share_cores():
+    timed = {n for n in experiments.names() if not experiments.get(n).shares_cores}
+    assert timed == {"complexity", "parallelism"}  # they measure time: each runs with nothing beside it
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_bad_jobs_is_a_value_error_before_anything_runs(tmp_path, monkeypatch, jobs):
+    fake = FakeExperiment("alpha")
+    register(monkeypatch, fake)
+    with pytest.raises(ValueError, match="jobs: expected an integer >= 1"):
+        build_report(tmp_path / "out", jobs=jobs)
+    assert fake.runs == 0 and not (tmp_path / "out").exists()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import importlib
+import os
 import sys
 import typing
 from collections.abc import Iterator, Sequence
@@ -110,6 +110,16 @@ def _build_parser() -> _Parser:
     report.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
     report.add_argument("--out", type=Path, default=Path("runs/report"), help="default: runs/report")
     report.add_argument(
+        "--device", default="cpu", metavar="auto|cpu|cuda", help="where every experiment runs (default: cpu)"
+    )
+    report.add_argument(
+        "--jobs",
+        default="auto",
+        metavar="N|auto",
+        help="experiments that need neither time nor every core run N at a time (default auto: up to 4 on a CPU, "
+        "as many as it has cores; 1 on a GPU)",
+    )
+    report.add_argument(
         "--replot",
         action="store_true",
         help="redraw figures and index.html from the results already in --out; runs nothing",
@@ -177,16 +187,35 @@ def _build_parser() -> _Parser:
 # ------------------------------------------------------------------------------------------------- report
 
 
+def _report_jobs(jobs: str, device: str) -> int:
+    """``--jobs``: a whole number >= 1, or ``auto``: on a CPU up to 4, as many as this process may use cores; on a
+    GPU 1 (its experiments share the one device)."""
+    if jobs != "auto":
+        if not jobs.isdigit() or int(jobs) < 1:
+            raise UsageError(f"--jobs: expected a whole number >= 1 or auto, got {jobs!r}")
+        return int(jobs)
+    from attnlab._checks import resolve_device
+
+    if resolve_device(device) != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from attnlab.report import ExperimentsFailed, build_report, replot
 
     if args.replot and args.only:
         raise UsageError("--replot redraws the report in --out as it is; it takes no --only")
     try:
-        # build_report checks --only and --profile before it runs anything, and records (does not raise)
-        # the errors of the experiments themselves
+        # build_report checks --only, --profile and --device before it runs anything, and records (does not
+        # raise) the errors of the experiments themselves
         with _user_input():
-            index = replot(args.out) if args.replot else build_report(args.out, args.profile, args.only)
+            if args.replot:
+                index = replot(args.out)
+            else:
+                jobs = _report_jobs(args.jobs, args.device)
+                index = build_report(args.out, args.profile, args.only, device=args.device, jobs=jobs)
     except ExperimentsFailed as exc:
         _print_summary(exc.index.parent / "results.json", exc.failed)
         return _fail(str(exc), EXIT_FAILED)
@@ -261,35 +290,60 @@ def _experiment_parser(spec: Any) -> tuple[_Parser, dict[str, str]]:
 
 
 def _add_field_options(parser: _Parser, cls: type, profiles: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
-    """One ``--field-name VALUE`` option per dataclass field (only given ones land in the namespace);
-    returns field name -> argparse dest."""
-    from attnlab.experiments.base import field_types
+    """One ``--field-name VALUE`` option per leaf field of a (nested) config dataclass, nested ones dotted
+    (``--train.max-iters``), except the ``DERIVED`` ones the config sets itself; only given options land in the
+    namespace. An old flat flag whose field moved into a nested config (``--lr``, now ``--train.lr``) or was
+    renamed (``cls.RENAMED``) fails with one line naming the new one. Returns dotted field name -> dest."""
+    from attnlab.configs import leaves, option
 
+    derived = set(getattr(cls, "DERIVED", ()))
     group = parser.add_argument_group(f"{cls.__name__} fields")
-    types = field_types(cls)
-    fields = {}
-    for f in dataclasses.fields(cls):
+    fields, taken = {}, set()
+    for f in leaves(cls):
+        if f.name in derived:
+            continue
         dest = f"field_{f.name}"
         fields[f.name] = dest
-        full = f.default if f.default is not dataclasses.MISSING else None
+        taken.add(option(f.name))
         per_profile = [f"{p}: {_show(v[f.name])}" for p, v in (profiles or {}).items() if f.name in v]
         group.add_argument(
-            f"--{f.name.replace('_', '-')}",
+            option(f.name),
             dest=dest,
-            metavar=_metavar(types[f.name]),
+            metavar=_metavar(f.annotation),
             default=argparse.SUPPRESS,
-            help="; ".join([f"default {_show(full)}", *per_profile]),
+            help="; ".join([f"default {_show(f.default)}", *per_profile]),
         )
+    renamed = {  # only those whose new field is here (an experiment that does not train has no train.max_iters)
+        option(old): option(new)
+        for old, new in getattr(cls, "RENAMED", {}).items()
+        if any(name == new or name.startswith(f"{new}.") for name in fields)
+    }
+    for name in fields:  # train.lr was --lr before train nested
+        renamed.setdefault(option(name.rsplit(".", 1)[-1]), option(name))
+    for old, new in renamed.items():
+        if old not in taken:
+            parser.add_argument(old, nargs="?", action=_Renamed, new=new, help=argparse.SUPPRESS)
     return fields
 
 
-def _field_values(args: argparse.Namespace, cls: type, fields: dict[str, str]) -> dict[str, Any]:
-    """The given options parsed to their fields' types."""
-    from attnlab.experiments.base import field_types, parse_field
+class _Renamed(argparse.Action):
+    """An option that has moved: using it is a usage error that names its new spelling."""
 
-    types = field_types(cls)
+    def __init__(self, *args: Any, new: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        raise UsageError(f"{option_string} is now {self.new}")
+
+
+def _field_values(args: argparse.Namespace, cls: type, fields: dict[str, str]) -> dict[str, Any]:
+    """The given options parsed to their fields' types, by dotted field name."""
+    from attnlab.configs import leaves, parse_value
+
+    types = {f.name: f.annotation for f in leaves(cls)}
     return {
-        name: parse_field(name, types[name], getattr(args, dest))
+        name: parse_value(name, types[name], getattr(args, dest))
         for name, dest in fields.items()
         if hasattr(args, dest)
     }
@@ -334,6 +388,8 @@ _USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
 
 
 def _cmd_train(args: argparse.Namespace, train_argv: list[str]) -> int:
+    from attnlab import configs
+
     if args.model not in ("gpt", "seq2seq"):
         if args.model is None and args.help:
             print(f"usage: {PROG} train gpt|seq2seq [--FIELD VALUE ...]   (see: {PROG} train MODEL --help)")
@@ -357,7 +413,7 @@ def _cmd_train(args: argparse.Namespace, train_argv: list[str]) -> int:
     parser.add_argument("model", help=argparse.SUPPRESS)
     fields = _add_field_options(parser, config_cls)
     try:
-        run = config_cls(**_field_values(parser.parse_args(train_argv), config_cls, fields))
+        run = configs.replace(config_cls(), **_field_values(parser.parse_args(train_argv), config_cls, fields))
         trainer = prepare(run)
     except _USER_ERRORS as exc:
         raise UsageError(str(exc)) from exc

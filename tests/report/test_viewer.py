@@ -273,10 +273,10 @@ def test_viz_gpt_checkpoint_shows_every_blocks_causal_attention(tmp_path):
 def test_viz_seq2seq_checkpoint_shows_the_translations_cross_attention(tmp_path):
     from attnlab.train.seq2seq import Seq2SeqRunConfig, load_seq2seq, train_seq2seq, translate
 
-    run = Seq2SeqRunConfig(
+    run = Seq2SeqRunConfig.from_json(dict(
         task="reverse", n_train=64, n_test=4, emb=8, hidden=8, batch_size=8, max_iters=2, eval_interval=2,
         eval_iters=1, ckpt_interval=2, beam_size=1, device="cpu", out=str(tmp_path / "s2s"), warmup_iters=1,
-    )  # fmt: skip
+    ))  # fmt: skip
     train_seq2seq(run, progress=False)
     out = tmp_path / "s2s.html"
 

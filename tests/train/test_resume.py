@@ -52,7 +52,7 @@ def tiny_run(text: Path, out: Path, **kw) -> GPTRunConfig:
         "ckpt_interval": 7,
         "device": "cpu",
     }
-    return GPTRunConfig(**{**cfg, **kw})
+    return GPTRunConfig.from_json({**cfg, **kw})  # the flat form: optimisation fields map into train
 
 
 def assert_same_run(result: dict, reference: dict) -> None:
@@ -134,8 +134,8 @@ def test_resume_a_finished_run_changes_nothing(text_file, tmp_path, uninterrupte
 
 CLI_CONFIG = [
     "--batch-size", "4", "--block-size", "16", "--n-layer", "2", "--n-head", "2", "--n-embd", "32",
-    "--dropout", "0.1", "--max-iters", "240", "--warmup-iters", "5", "--eval-interval", "40", "--eval-iters", "3",
-    "--ckpt-interval", "10", "--device", "cpu",
+    "--dropout", "0.1", "--train.max-iters", "240", "--train.warmup-iters", "5", "--train.eval-interval", "40",
+    "--train.eval-iters", "3", "--train.ckpt-interval", "10", "--train.device", "cpu",
 ]  # fmt: skip
 KILL_AT = 30  # kill once a checkpoint at iteration >= 30 exists (of 240)
 

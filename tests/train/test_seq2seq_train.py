@@ -51,7 +51,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_run(out: Path, **kw) -> Seq2SeqRunConfig:
-    return Seq2SeqRunConfig(**{**TINY, "out": str(out), **kw})
+    return Seq2SeqRunConfig.from_json({**TINY, "out": str(out), **kw})  # flat: optimisation fields map into train
 
 
 def read_lines(path: Path) -> list[str]:
@@ -87,7 +87,7 @@ def test_the_test_split_is_held_out_and_seeded(tmp_path):
     run = tiny_run(tmp_path / "run", n_train=50, n_test=7)
     data = load_data(run)
     assert (len(data.train), len(data.valid), len(data.test)) == (50, 7, 7)
-    expected = reverse_pairs(64, 2, 6, 6, torch.Generator().manual_seed(run.seed))
+    expected = reverse_pairs(64, 2, 6, 6, torch.Generator().manual_seed(run.train.seed))
     assert data.train + data.valid + data.test == expected  # one seeded stream: train, then valid, then test
     assert load_data(run) == data
 
@@ -252,7 +252,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match=r"pairs: expected the path of a TSV file or None, got ''"):
         Seq2SeqRunConfig(pairs="")
     with pytest.raises(ValueError, match=r"max_iters: expected an integer >= 1, got 0"):
-        Seq2SeqRunConfig(max_iters=0)
+        Seq2SeqRunConfig.from_json({"max_iters": 0})
     defaults = Seq2SeqRunConfig()
     assert (defaults.task, defaults.attention, defaults.cell, defaults.max_len) == ("reverse", "bahdanau", "gru", 10)
     assert Seq2SeqRunConfig(task="de-en").max_len == 12 and Seq2SeqRunConfig(task="dates").max_len is None

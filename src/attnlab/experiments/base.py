@@ -1,33 +1,35 @@
-"""The shape every experiment takes: a frozen config, ``run(cfg) -> result``, ``plot(result) -> figures``.
+"""The shape every experiment takes: a config, the measuring, the figures and the words.
 
-An experiment module defines
+An experiment (one subpackage of a section, see :mod:`attnlab.experiments`) is
 
-- ``Config``: a frozen dataclass deriving from :class:`ExperimentConfig`, validated in ``__post_init__``,
-  with a ``PROFILES`` mapping (``"quick"``, ``"full"``, and optionally ``"tiny"`` for the tests) of field
-  overrides;
-- ``run(cfg) -> dict``: does the measuring and returns a JSON-able result with the keys
-  ``held`` (``True``/``False``/``None`` when not measurable), ``metrics`` (flat name -> number/str),
-  ``setup`` (one paragraph: what was trained/measured, on what), ``summary`` (what the numbers say, in words,
-  including plainly when the claim did not hold) and ``data`` (the series the figures are drawn from);
-- ``plot(result) -> dict[str, Figure]``: figures drawn only from the result (re-plotting needs no re-run);
+- ``Config``: a frozen dataclass deriving from :class:`ExperimentConfig`, validated in ``__post_init__``, with
+  a ``PROFILES`` mapping (``"quick"`` and ``"tiny"`` for the tests; ``"full"`` is the defaults, added by the
+  base) of field overrides, dotted for nested configs (``"train.max_iters"``), and optionally ``GPU_PROFILES``
+  applied on top when the device is a GPU;
+- ``run(cfg) -> dict``: the measuring, numbers and series only: ``held`` (``True``/``False``/``None`` when not
+  measurable), ``metrics`` (flat name -> number/str), ``data`` (the series the figures and words are drawn
+  from) and ``device`` (where it was measured);
+- ``plot(result) -> dict[str, Figure]``: figures drawn only from the saved result (re-plotting needs no re-run);
+- :class:`Words`: ``setup(cfg, result)`` and ``summary(cfg, result)``, paragraphs filled from the result, and
+  ``headline(cfg, result)``, the 3-6 numbers the report shows first;
 - ``SPEC = ExperimentSpec(...)``, registered in :mod:`attnlab.experiments`.
 
-:func:`execute` runs one and writes ``config.json``, ``results.json`` and ``<figure>.svg`` into its folder.
+:func:`run_experiment` runs one and returns its full result; :func:`execute` also writes ``config.json``,
+``results.json`` and ``<figure>.svg`` into its folder.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import os
 import time
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
-from attnlab._checks import check_device_name
+from attnlab import configs
+from attnlab._checks import check_device_name, resolve_device
 from attnlab.fileio import write_json
 
 RESULT_KEYS = ("held", "metrics", "setup", "summary", "data")
@@ -35,34 +37,70 @@ RESULT_KEYS = ("held", "metrics", "setup", "summary", "data")
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Fields every experiment shares. Subclasses add their own, all with defaults (the full profile)."""
+    """Fields every experiment shares. Subclasses add their own, all with defaults (the full profile).
+
+    ``DERIVED``: dotted fields the experiment sets itself (a nested ``train`` config's ``seed`` and ``device``
+    come from the experiment's own ``seed`` and ``device``), left out of the command line. ``RENAMED``: old flat
+    option names -> the dotted fields that replaced them, so that an old flag fails with one line naming the new;
+    a subclass's own are added to those of its bases (the training steps' old names, here, for every experiment
+    that trains). ``PROFILES``: the ``"full"`` profile is the defaults in every subclass, added here.
+    """
 
     seed: int = 0
     device: str = "cpu"
 
     PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {"quick": {}, "full": {}}
+    GPU_PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    DERIVED: ClassVar[tuple[str, ...]] = ("train.seed", "train.device")
+    RENAMED: ClassVar[Mapping[str, str]] = {"train_steps": "train.max_iters", "warmup_steps": "train.warmup_iters"}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.PROFILES = {"full": {}, **cls.PROFILES}
+        renamed: dict[str, str] = {}
+        for base in reversed(cls.__mro__):
+            renamed.update(vars(base).get("RENAMED", {}))
+        cls.RENAMED = renamed
 
     def __post_init__(self) -> None:
         check_device_name(self.device)
 
     @classmethod
     def for_profile(cls, profile: str, **overrides: Any) -> ExperimentConfig:
-        """The config of a named profile, with any field overridden by keyword."""
+        """The config of a named profile (and, on a GPU, its ``GPU_PROFILES`` entry), with any field overridden
+        by keyword; nested fields by dotted name (``**{"train.lr": 1e-3}``)."""
         if profile not in cls.PROFILES:
             raise ValueError(f"profile: expected one of {sorted(cls.PROFILES)}, got {profile!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"unknown config field(s) {unknown} for {cls.__qualname__}; known: {sorted(names)}")
-        return cls(**{**cls.PROFILES[profile], **overrides})
+        values = dict(cls.PROFILES[profile])
+        device = overrides.get("device", values.get("device", cls.device))
+        if profile in cls.GPU_PROFILES and resolve_device(device).startswith("cuda"):
+            values.update(cls.GPU_PROFILES[profile])
+        return configs.replace(cls(), **{**values, **overrides})
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return configs.to_json(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExperimentConfig:
+        """The config saved in a result (``result["config"]``)."""
+        return configs.from_json(cls, data)
+
+
+class Words(NamedTuple):
+    """An experiment's words, filled from its config and result: ``setup`` (what was measured, on what),
+    ``summary`` (what the numbers say, including plainly when the claim did not hold) and ``headline`` (the
+    3-6 ``(label, value)`` rows the report shows before anything else)."""
+
+    setup: Callable[[Any, dict[str, Any]], str]
+    summary: Callable[[Any, dict[str, Any]], str]
+    headline: Callable[[Any, dict[str, Any]], list[tuple[str, Any]]]
 
 
 @dataclass(frozen=True)
 class ExperimentSpec:
-    """One registered experiment: its contract name, the claim it measures, and its three functions."""
+    """One registered experiment: its contract name, the claim it measures, its config, measuring and figures,
+    its words (None: ``run`` writes ``setup`` and ``summary`` itself) and the name of its main figure (None: the
+    first one ``plot`` draws)."""
 
     name: str
     claim: str
@@ -71,19 +109,51 @@ class ExperimentSpec:
     run: Callable[[Any], dict[str, Any]]
     plot: Callable[[dict[str, Any]], dict[str, Any]]
     title: str = ""
+    words: Words | None = None
+    main_figure: str | None = None
+    shares_cores: bool = False  # True: nothing it measures depends on time or on the cores it gets
 
 
-def execute(spec: ExperimentSpec, cfg: ExperimentConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Run one experiment, write its config, result and figures into ``out_dir``; return the result."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", cfg.to_json())
-    start = time.perf_counter()
+def measured(verdict: Mapping[str, bool] | None, metrics: dict[str, Any], data: dict[str, Any], device: str) -> dict:
+    """What ``run`` returns: ``held`` from the verdict (every part held; None when the claim was not measurable, a
+    None verdict), the metrics, the data (with the verdict) and the device it was measured on."""
+    held = None if verdict is None else all(verdict.values())
+    return {"held": held, "metrics": metrics, "device": device, "data": {**data, "verdict": dict(verdict or {})}}
+
+
+def assemble(name: str, package: str) -> ExperimentSpec:
+    """The spec of the experiment whose package is ``package``: ``config.Config``, ``measure.run``,
+    ``figures.plot``, and from ``words`` its ``TITLE``, ``CLAIM``, ``SOURCE``, ``MAIN_FIGURE`` and ``WORDS``;
+    ``measure.SHARES_CORES`` (default False) says that the report may run it beside another experiment."""
+    import importlib
+
+    config, measure, figures, words = (importlib.import_module(f"{package}.{m}") for m in _PIECES)
+    return ExperimentSpec(
+        name=name,
+        claim=words.CLAIM,
+        source=words.SOURCE,
+        config_cls=config.Config,
+        run=measure.run,
+        plot=figures.plot,
+        title=words.TITLE,
+        words=words.WORDS,
+        main_figure=words.MAIN_FIGURE,
+        shares_cores=getattr(measure, "SHARES_CORES", False),
+    )
+
+
+_PIECES = ("config", "measure", "figures", "words")
+
+
+def run_experiment(spec: ExperimentSpec, cfg: ExperimentConfig) -> dict[str, Any]:
+    """Run one experiment and return its full, JSON-able result: the measurements, the words filled from them,
+    the claim, the config, where it was measured and how long it took: ``seconds`` on the wall clock and
+    ``cpu_seconds``, the process's CPU time (user + system, every thread), which a busy machine inflates less."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     body = spec.run(cfg)
     seconds = time.perf_counter() - start
-    missing = [k for k in RESULT_KEYS if k not in body]
-    if missing:
-        raise RuntimeError(f"experiment {spec.name!r} returned a result without {missing}")
+    cpu_seconds = time.process_time() - cpu_start
+    device = body.pop("device", None) or resolve_device(cfg.device)
     result = {
         "name": spec.name,
         "title": spec.title or spec.name,
@@ -91,12 +161,45 @@ def execute(spec: ExperimentSpec, cfg: ExperimentConfig, out_dir: str | os.PathL
         "source": spec.source,
         "config": cfg.to_json(),
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
+        "device": device,
+        "device_name": device_name(device),
         **body,
     }
-    result = _jsonable(result)
+    result = jsonable(result)
+    if spec.words is not None:
+        result.update(describe(spec, cfg, result))
+    missing = [k for k in RESULT_KEYS if k not in result]
+    if missing:
+        raise RuntimeError(f"experiment {spec.name!r} returned a result without {missing}")
+    return result
+
+
+def describe(spec: ExperimentSpec, cfg: ExperimentConfig, result: dict[str, Any]) -> dict[str, Any]:
+    """The words of a result: ``setup``, ``summary`` and ``headline``, filled from the saved JSON."""
+    words = spec.words
+    rows = [[str(label), value] for label, value in words.headline(cfg, result)]
+    return {"setup": words.setup(cfg, result), "summary": words.summary(cfg, result), "headline": jsonable(rows)}
+
+
+def execute(spec: ExperimentSpec, cfg: ExperimentConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Run one experiment, write its config, result and figures into ``out_dir``; return the result."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", cfg.to_json())
+    result = run_experiment(spec, cfg)
     write_json(out / "results.json", result)
     write_figures(spec, result, out)
     return result
+
+
+def device_name(device: str) -> str:
+    """Where a measurement ran, in words: the GPU's name, or the CPU with its thread count."""
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def write_figures(spec: ExperimentSpec, result: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -115,14 +218,12 @@ def write_figures(spec: ExperimentSpec, result: dict[str, Any], out_dir: Path) -
     return paths
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     """Numbers, strings, lists and dicts only; NaN/inf become None (JSON has neither)."""
-    import math
-
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, bool) or x is None or isinstance(x, str):
         return x
     if isinstance(x, int):
@@ -130,39 +231,8 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if hasattr(x, "tolist"):  # numpy/torch scalars and arrays
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     raise TypeError(f"cannot store a {type(x).__name__} in a result: {x!r}")
-
-
-def field_types(cls: type) -> dict[str, Any]:
-    """The resolved annotation of each dataclass field (for generating CLI options)."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def parse_field(name: str, annotation: Any, text: str) -> Any:
-    """Parse one CLI value for a config field of type int, float, bool, str or tuple of those."""
-    origin = typing.get_origin(annotation)
-    if origin in (tuple, list):
-        (item, *_rest) = typing.get_args(annotation)
-        parts = [p for p in text.replace(" ", "").split(",") if p]
-        return tuple(parse_field(name, item, p) for p in parts)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if text.lower() == "none":
-            return None
-        return parse_field(name, args[0], text)
-    try:
-        if annotation is bool:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        return annotation(text)
-    except ValueError:
-        kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(annotation, "a value")
-        raise ValueError(f"--{name.replace('_', '-')}: expected {kind}, got {text!r}") from None
 
 
 def viewer_payload(

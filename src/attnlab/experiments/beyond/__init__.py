@@ -1,0 +1,20 @@
+"""What comes after attention: the chapter's closing look at what is fixed and what is still moving.
+
+The chapter closes on what came after: the same scaled dot-product attention, reshaped to make the KV cache smaller
+or the context longer (grouped-query and multi-query attention, multi-head latent attention, sliding windows), the
+block today's open models run (RMSNorm, SwiGLU, rotary positions, no biases), and what may replace attention (linear
+attention, state-space models) or sit beside it (mixtures of experts).
+
+Library: :mod:`attnlab.functional.gqa` (grouped-query attention on the one SDPA), :mod:`attnlab.nn.rolling_cache`
+(the sliding window's rolling cache), :mod:`attnlab.nn.mla` (multi-head latent attention and its latent cache),
+:mod:`attnlab.nn.norms` and :mod:`attnlab.nn.feedforward` (RMSNorm, SwiGLU), :mod:`attnlab.nn.decoder_block` and
+:mod:`attnlab.models.gpt_config` (the block and GPTConfig's options that build them), :mod:`attnlab.nn.linear_mixer`,
+:mod:`attnlab.nn.ssm`, :mod:`attnlab.nn.moe`.
+
+Experiments: ``kv-cache`` (the cache per token of MHA, GQA, MQA, MLA and a sliding window, read from the real caches,
+against the papers' formulas and DeepSeek-V2's 93.3%), ``variants`` (those attentions and the modern block against
+GPT-2's at equal parameters and training budget: validation loss over seeds, decoding speed), ``receptive-field``
+(a window w reaches w L positions back through L layers, read from gradients); and, to come in their own packages,
+``decode-cost`` (linear attention and state-space models against a cached attention), ``recall`` (a fixed-size
+state against attention, Arora et al. 2023) and ``experts`` (mixture of experts at equal compute).
+"""
