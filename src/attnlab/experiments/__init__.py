@@ -63,6 +63,9 @@ _MODULES = {
     "paths": "self_attention.paths",
     "depth": "transformer.depth",
     "pronoun": "transformer.pronoun",
+    "decode-cost": "beyond.decode_cost",
+    "recall": "beyond.associative_recall",
+    "experts": "beyond.experts",
 }
 
 
