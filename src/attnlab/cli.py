@@ -289,7 +289,11 @@ def _add_field_options(parser: _Parser, cls: type, profiles: dict[str, dict[str,
             default=argparse.SUPPRESS,
             help="; ".join([f"default {_show(f.default)}", *per_profile]),
         )
-    renamed = {option(old): option(new) for old, new in getattr(cls, "RENAMED", {}).items()}
+    renamed = {  # only those whose new field is here (an experiment that does not train has no train.max_iters)
+        option(old): option(new)
+        for old, new in getattr(cls, "RENAMED", {}).items()
+        if any(name == new or name.startswith(f"{new}.") for name in fields)
+    }
     for name in fields:  # train.lr was --lr before train nested
         renamed.setdefault(option(name.rsplit(".", 1)[-1]), option(name))
     for old, new in renamed.items():

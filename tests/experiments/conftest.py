@@ -20,8 +20,9 @@ def run_tiny(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def tiny_result(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The tiny result of the experiment the test module names in ``EXPERIMENT``, once per module."""
+def tiny(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The tiny result of the experiment the test module names in ``EXPERIMENT``, once per module (a module that
+    needs overrides defines its own ``tiny`` with :func:`tiny_runner`)."""
     return run_tiny(request.module.EXPERIMENT)
 
 

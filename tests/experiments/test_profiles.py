@@ -15,6 +15,8 @@ def test_every_profile_builds_a_valid_config(name):
         cfg = cls.for_profile(profile)
         assert cls.from_json(cfg.to_json()) == cfg  # the saved config reads back as the same config
     assert set(cls.GPU_PROFILES) <= set(cls.PROFILES)
+    assert cls.PROFILES["full"] == {} and cls.for_profile("full", device="cpu") == cls()  # full: the defaults
+    assert base.ExperimentConfig.RENAMED.items() <= cls.RENAMED.items()  # the old names of the training steps
 
 
 @pytest.mark.parametrize("name", ["complexity", "parallelism"])
@@ -27,6 +29,15 @@ def test_gpu_profiles_apply_on_a_gpu_only(name, monkeypatch):
     assert all(getattr(on_gpu, k) == v for k, v in overrides.items())
     assert any(getattr(on_cpu, k) != v for k, v in overrides.items())
     assert cls.for_profile("quick", device="cuda", lengths=(64, 128)).lengths == (64, 128)  # an option still wins
+
+
+def test_old_training_flags_are_renamed_only_where_the_experiment_trains(capsys):
+    from attnlab.cli import main
+
+    assert main(["exp", "complexity", "--train-steps", "3"]) == 2  # no training: an unknown option
+    assert "unrecognized arguments: --train-steps" in capsys.readouterr().err
+    assert main(["exp", "depth", "--warmup-steps", "3"]) == 2
+    assert capsys.readouterr().err == "attnlab: error: --warmup-steps is now --train.warmup-iters\n"
 
 
 def test_device_name_says_where(monkeypatch):

@@ -3,8 +3,9 @@
 An experiment (one subpackage of a section, see :mod:`attnlab.experiments`) is
 
 - ``Config``: a frozen dataclass deriving from :class:`ExperimentConfig`, validated in ``__post_init__``, with
-  a ``PROFILES`` mapping (``"quick"``, ``"full"``, and ``"tiny"`` for the tests) of field overrides, dotted for
-  nested configs (``"train.max_iters"``), and optionally ``GPU_PROFILES`` applied on top when the device is a GPU;
+  a ``PROFILES`` mapping (``"quick"`` and ``"tiny"`` for the tests; ``"full"`` is the defaults, added by the
+  base) of field overrides, dotted for nested configs (``"train.max_iters"``), and optionally ``GPU_PROFILES``
+  applied on top when the device is a GPU;
 - ``run(cfg) -> dict``: the measuring, numbers and series only: ``held`` (``True``/``False``/``None`` when not
   measurable), ``metrics`` (flat name -> number/str), ``data`` (the series the figures and words are drawn
   from) and ``device`` (where it was measured);
@@ -40,7 +41,9 @@ class ExperimentConfig:
 
     ``DERIVED``: dotted fields the experiment sets itself (a nested ``train`` config's ``seed`` and ``device``
     come from the experiment's own ``seed`` and ``device``), left out of the command line. ``RENAMED``: old flat
-    option names -> the dotted fields that replaced them, so that an old flag fails with one line naming the new.
+    option names -> the dotted fields that replaced them, so that an old flag fails with one line naming the new;
+    a subclass's own are added to those of its bases (the training steps' old names, here, for every experiment
+    that trains). ``PROFILES``: the ``"full"`` profile is the defaults in every subclass, added here.
     """
 
     seed: int = 0
@@ -49,7 +52,15 @@ class ExperimentConfig:
     PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {"quick": {}, "full": {}}
     GPU_PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     DERIVED: ClassVar[tuple[str, ...]] = ("train.seed", "train.device")
-    RENAMED: ClassVar[Mapping[str, str]] = {}
+    RENAMED: ClassVar[Mapping[str, str]] = {"train_steps": "train.max_iters", "warmup_steps": "train.warmup_iters"}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.PROFILES = {"full": {}, **cls.PROFILES}
+        renamed: dict[str, str] = {}
+        for base in reversed(cls.__mro__):
+            renamed.update(vars(base).get("RENAMED", {}))
+        cls.RENAMED = renamed
 
     def __post_init__(self) -> None:
         check_device_name(self.device)

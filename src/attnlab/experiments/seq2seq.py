@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -41,6 +41,9 @@ class DeEnConfig:
     dropout: float = 0.3  # a small corpus (~12.6k training pairs): without dropout the models overfit
     batch_size: int = 64
     train: TrainConfig = DE_EN_TRAIN
+
+    # the flat options the part had before it nested (an experiment's RENAMED adds these to its own)
+    RENAMED: ClassVar[dict[str, str]] = {"de_en": "de_en.enabled", "de_en_steps": "de_en.train.max_iters"}
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):

@@ -21,11 +21,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 EXPERIMENT = "alignment"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def _dates(n=5):
     pairs = date_pairs(n, torch.Generator().manual_seed(3))
     S = max(len(p.src) for p in pairs)
@@ -65,6 +60,9 @@ def test_uniform_attention_scores_chance_and_the_wrong_field_scores_zero():
 
 
 def test_tiny_attention_agrees_with_the_gold_alignment_above_chance(tiny):
+    """Swept over seeds 0-19 (22 runs: seeds 0-1 at 1 and 2 threads, identical; the models run on one thread): argmax
+    agreement 2.11-2.82x chance and mass 2.24-2.38x chance (asserted >= 2x, the verdict's threshold, below the whole
+    spread); the year's argmax agreement 0.999-1.000 (asserted >= 0.9); chance 0.249-0.250. Held in all 22."""
     o, m = tiny["data"]["overall"], tiny["metrics"]
     assert 0.15 < o["chance"] < 0.35  # |field| / S for these formats
     assert o["argmax"] >= 2 * o["chance"] and o["mass"] >= 2 * o["chance"]

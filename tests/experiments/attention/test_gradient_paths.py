@@ -17,12 +17,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 EXPERIMENT = "gradient-paths"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def test_tiny_gradient_decays_without_attention_and_not_with_it(tiny):
+    """Swept over seeds 0-19 x {1, 2} threads (the tiny profile: strings of 14, 16 probe strings): held in 40 of
+    40; far/near at initialisation 0.037-0.067 without attention (bound 0.1), 1.04-1.27 with it (bound 0.5); after
+    30 steps 0.038-0.074 and 1.03-1.33; the ratio 13.9-34.7 (bound 5); slopes -0.248 to -0.190 without attention
+    and 0.002-0.022 with it (separated at -0.1); without attention the gradient falls at every step in all 40. With
+    strings of 12 and 8 probe strings, seed 11 ended at far/near 0.108 (over 0.1): the tiny profile was lengthened,
+    not the bound loosened."""
     res = tiny["data"]["results"]
     assert tiny["data"]["states"] == ["init", "trained"]
     for state in ("init", "trained"):

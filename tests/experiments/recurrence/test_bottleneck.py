@@ -27,11 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 EXPERIMENT = "bottleneck"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def test_tiny_no_attention_falls_with_length_attention_holds(tiny):
     """Swept over seeds 0-19 (31 runs: seeds 0-10 at 1 and 2 threads, 11-19 at 1; the models run on one thread,
     and the 1- and 2-thread runs agreed to the last digit): exact match at length 3, no attention 0.95-1.00 and

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 EXPERIMENT = "long-range"
 
 
-def test_tiny_measures_what_holds(tiny_result):
+def test_tiny_measures_what_holds(tiny):
     """Swept over seeds 0-19 x {1, 2} threads (40 runs of the tiny profile: d = 1 and 8, 150 steps):
 
     - every model solved d=1 in every run (RNN in 15-30 steps, LSTM 30-60, GRU 45-75, attention 30-45) -> solved;
@@ -24,7 +24,7 @@ def test_tiny_measures_what_holds(tiny_result):
       150-step budget reaches d=8 varies with the seed for them, so it is not asserted (the verdict's
       ``rnn_fails_far`` held in 8 runs, ``gated_reach_further`` in 4). The design, not the tiny budget, is what the
       quick and full profiles measure."""
-    results, chance = tiny_result["data"]["results"], tiny_result["data"]["chance"]
+    results, chance = tiny["data"]["results"], tiny["data"]["chance"]
     assert chance == pytest.approx(1 / 8)
     for name, r in results.items():  # every model learns the task at the shortest distance
         assert r["solved"][0], name
@@ -32,8 +32,8 @@ def test_tiny_measures_what_holds(tiny_result):
     assert all(results["attention"]["solved"])  # one attention step from the query to the symbol at every d
 
 
-def test_result_layout(tiny_result):
-    m, data = tiny_result["metrics"], tiny_result["data"]
+def test_result_layout(tiny):
+    m, data = tiny["metrics"], tiny["data"]
     assert data["distances"] == [1, 8]
     for name in ("rnn", "lstm", "gru", "attention"):
         r = data["results"][name]
@@ -42,15 +42,15 @@ def test_result_layout(tiny_result):
         assert [len(c) >= 1 for c in r["curves"]] == [True, True]
         for solved, acc in zip(r["solved"], r["accuracy"]["mean"], strict=True):
             assert solved == (acc >= data["solve"])  # one seed: solved means the threshold was met
-    assert tiny_result["held"] is all(data["verdict"].values())
-    assert ("Not every part held" in tiny_result["summary"]) is (tiny_result["held"] is False)
+    assert tiny["held"] is all(data["verdict"].values())
+    assert ("Not every part held" in tiny["summary"]) is (tiny["held"] is False)
 
 
-def test_equal_parameter_count(tiny_result):
-    params = tiny_result["data"]["params"]
+def test_equal_parameter_count(tiny):
+    params = tiny["data"]["params"]
     assert max(params.values()) <= 1.05 * min(params.values())
-    assert tiny_result["metrics"]["params_spread"] <= 0.05
-    hidden = tiny_result["data"]["hidden_size"]
+    assert tiny["metrics"]["params_spread"] <= 0.05
+    hidden = tiny["data"]["hidden_size"]
     assert hidden["rnn"] > hidden["gru"] > hidden["lstm"]  # 1, 3 and 4 gates share one budget
 
 
@@ -103,8 +103,8 @@ def test_held_is_none_without_a_gated_cell():
     assert _verdict(cfg, {"rnn": {"solved": [True, False], "reach": 1}}) is None
 
 
-def test_plot_draws_from_the_result(tiny_result):
-    figs = SPEC.plot(tiny_result)
+def test_plot_draws_from_the_result(tiny):
+    figs = SPEC.plot(tiny)
     assert set(figs) == {"accuracy", "training"}
     assert len(figs["accuracy"].axes[0].lines) == 4 + 2  # four models, chance and the solved line
 

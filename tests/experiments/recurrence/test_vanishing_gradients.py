@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 EXPERIMENT = "vanishing-gradients"
 
 
-def test_tiny_shows_the_mechanism(tiny_result):
+def test_tiny_shows_the_mechanism(tiny):
     """Swept over seeds 0-19 x {1, 2} threads (40 runs of the tiny profile); measured range -> asserted bound:
 
     - the RNN's per-step factor at initialisation 0.445-0.527 -> < 0.9 (the claim's own threshold);
@@ -33,7 +33,7 @@ def test_tiny_shows_the_mechanism(tiny_result):
       and the GRU solve it within 150 steps varies with the seed (26 and 14 of 40 runs did not / did), and the
       LSTM with PyTorch's initialisation ended at 0.21-0.92 (never solved, but within 0.03 of the threshold): not
       asserted."""
-    m, v = tiny_result["metrics"], tiny_result["data"]["verdict"]
+    m, v = tiny["metrics"], tiny["data"]["verdict"]
     assert m["factor/rnn/h/init"] < 0.9
     assert m["factor/lstm_forget1/c/init"] >= 1.3 * m["factor/rnn/h/init"] and v["open_forget_gate_carries"]
     assert m["gate/lstm_forget1/init"] > m["gate/lstm/init"] + 0.15
@@ -44,15 +44,33 @@ def test_tiny_shows_the_mechanism(tiny_result):
     assert m["solved/lstm_forget1"]
 
 
-def test_held_is_the_verdict_and_the_words_say_it(tiny_result):
-    v = tiny_result["data"]["verdict"]
-    assert tiny_result["held"] is all(v.values())
-    assert ("Not every part held" in tiny_result["summary"]) is (tiny_result["held"] is False)
+def test_held_is_the_verdict_and_the_words_say_it(tiny):
+    v = tiny["data"]["verdict"]
+    assert tiny["held"] is all(v.values())
+    assert ("Not every part held" in tiny["summary"]) is (tiny["held"] is False)
     for name in ("rnn", "gru", "lstm", "lstm_forget1"):
-        runs = tiny_result["data"]["cells"][name]["runs"]
+        runs = tiny["data"]["cells"][name]["runs"]
         assert all(r["solved"] == (r["accuracy"] >= 0.95) for r in runs)  # solved means the threshold was met
         assert all(r["iters"] <= 150 and r["curve"][-1][0] == r["iters"] for r in runs)
-    assert len(tiny_result["headline"]) == 5
+    assert len(tiny["headline"]) == 5
+
+
+def test_the_words_say_seed_by_seed_who_learned_the_lag():
+    from attnlab.experiments.recurrence.vanishing_gradients.words import _learned
+
+    def result(*runs):
+        solved = sum(ok for ok, _, _ in runs) > len(runs) / 2
+        cell = {"runs": [{"solved": ok, "iters": n, "accuracy": a} for ok, n, a in runs]}
+        return {"data": {"cells": {"gru": cell}}, "metrics": {"solved/gru": solved}}
+
+    assert _learned(result((True, 300, 0.97)), "gru", 300) == "GRU solved it in 300 steps"
+    assert _learned(result((False, 300, 0.13)), "gru", 300) == "GRU did not within 300 steps (accuracy 0.13)"
+    some = result((True, 2400, 1.0), (False, 3000, 0.14), (False, 3000, 0.12))
+    assert _learned(some, "gru", 3000) == (
+        "GRU solved it in 1 of 3 seeds, not a majority (after 2400 steps; the others ended at accuracy 0.14 / 0.12)"
+    )
+    most = result((True, 2400, 1.0), (True, 1800, 0.96), (False, 3000, 0.12))
+    assert "2 of 3 seeds, a majority (after 2400 / 1800 steps" in _learned(most, "gru", 3000)
 
 
 def test_state_gradients_of_a_linear_rnn_are_the_matrix_power():
@@ -93,8 +111,8 @@ def test_orthogonal_rnn_has_every_singular_value_rho():
     torch.testing.assert_close(torch.linalg.svdvals(m.weight_hh_l0), torch.full((16,), 1.5))
 
 
-def test_plot_draws_from_the_saved_result(tiny_result):
-    figs = SPEC.plot(tiny_result)
+def test_plot_draws_from_the_saved_result(tiny):
+    figs = SPEC.plot(tiny)
     assert set(figs) == {"decay", "learning", "exploding", "clipping"}
     assert SPEC.main_figure == "decay"
 

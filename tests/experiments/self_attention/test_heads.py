@@ -20,12 +20,11 @@ from attnlab.experiments.self_attention.heads.measure import (
 EXPERIMENT = "heads"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def test_tiny_several_heads_split_the_markers_one_head_cannot(tiny):
+    """Swept over seeds 0-19 at 1 thread and 0-1 at 2 (the experiment runs on one thread: identical): held in 22
+    of 22; one head 0.046 below to 0.020 above the one-marker Bayes accuracy (bound +0.1); four heads 0.38-0.46
+    above one (bound 0.25); specialization 0.954-1.0 (bound 0.9); the largest marker mass of any head 0.907-1.0
+    for each marker (bound 0.9: the closest margin, 0.007, in seed 15 of the sweep; 0.999 in the test's seed 0)."""
     m, v = tiny["metrics"], tiny["data"]["verdict"]
     assert tiny["held"] is True and all(v.values())
     # one head reads (a convex combination around) one marker: near the one-marker ceiling, far from solving it
@@ -71,14 +70,16 @@ def test_one_marker_ceiling_of_two_values_is_three_quarters():
     assert one_marker_bayes(2, n=400_000) == pytest.approx(0.75, abs=0.005)
 
 
-def test_config_errors_name_the_field():
-    with pytest.raises(ValueError, match="head_counts"):
-        Config(head_counts=(2, 4))  # no single-head baseline
-    with pytest.raises(ValueError, match="embed_dim"):
-        Config(embed_dim=30, head_counts=(1, 4))
-    with pytest.raises(ValueError, match="value_dim"):
-        Config(value_dim=1)
-    with pytest.raises(ValueError, match="margin"):
-        Config(margin=0.0)
-    with pytest.raises(ValueError, match="seq_len"):
-        Config(seq_len=2)
+@pytest.mark.parametrize(
+    ("named", "fields"),
+    [
+        ("head_counts", dict(head_counts=(2, 4))),  # no single-head baseline
+        ("embed_dim", dict(embed_dim=30, head_counts=(1, 4))),
+        ("value_dim", dict(value_dim=1)),
+        ("margin", dict(margin=0.0)),
+        ("seq_len", dict(seq_len=2)),
+    ],
+)
+def test_config_errors_name_the_field(named, fields):
+    with pytest.raises(ValueError, match=named):
+        Config(**fields)

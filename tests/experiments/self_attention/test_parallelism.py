@@ -24,11 +24,6 @@ from attnlab.models.blocks import (
 EXPERIMENT = "parallelism"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def test_lstm_needs_2T_sequential_matmuls_and_attention_a_constant(tiny):
     lengths = tiny["data"]["lengths"]
     lstm = tiny["data"]["series"]["lstm"]["matmul_depth"]

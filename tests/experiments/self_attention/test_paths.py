@@ -19,11 +19,6 @@ from attnlab.experiments.self_attention.paths.words import table
 EXPERIMENT = "paths"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def test_flop_exponents_and_constants_are_table_1s(tiny):
     m = tiny["metrics"]
     for key, want in (
@@ -120,14 +115,16 @@ def test_table_held_json_and_figures(tiny):
     assert set(SPEC.plot(tiny)) == {"flops", "sequential", "path_length"}
 
 
-def test_config_errors_name_the_field():
-    with pytest.raises(ValueError, match="path_lengths"):
-        Config(path_lengths=(1, 4))
-    with pytest.raises(ValueError, match="flop_widths"):
-        Config(heads=3)
-    with pytest.raises(ValueError, match="window"):
-        Config(window=1)
-    with pytest.raises(ValueError, match="kernel_sizes"):
-        Config(kernel_sizes=(1, 3))
-    with pytest.raises(ValueError, match="tolerance"):
-        Config(tolerance=0.0)
+@pytest.mark.parametrize(
+    ("named", "fields"),
+    [
+        ("path_lengths", dict(path_lengths=(1, 4))),
+        ("flop_widths", dict(heads=3)),
+        ("window", dict(window=1)),
+        ("kernel_sizes", dict(kernel_sizes=(1, 3))),
+        ("tolerance", dict(tolerance=0.0)),
+    ],
+)
+def test_config_errors_name_the_field(named, fields):
+    with pytest.raises(ValueError, match=named):
+        Config(**fields)

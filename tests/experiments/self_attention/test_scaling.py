@@ -14,11 +14,6 @@ from attnlab.experiments.self_attention.scaling.measure import entropy, softmax_
 EXPERIMENT = "scaling"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 def test_tiny_shows_variance_growth_and_saturation(tiny):
     m, v = tiny["metrics"], tiny["data"]["verdict"]
     assert tiny["held"] is True and all(v.values())
@@ -66,14 +61,16 @@ def test_jacobian_norm_matches_autograd_and_stays_exact_when_saturated():
     assert softmax_jacobian_norm(p).item() > 0
 
 
-def test_config_errors_name_the_field():
-    with pytest.raises(ValueError, match="d_ks"):
-        Config(d_ks=(64, 16))
-    with pytest.raises(ValueError, match="taus"):
-        Config(taus=(0.0, 1.0))
-    with pytest.raises(ValueError, match="n_keys"):
-        Config(n_keys=1)
-    with pytest.raises(ValueError, match="collapse_factor"):
-        Config(collapse_factor=1.0)
-    with pytest.raises(ValueError, match="flat_tolerance"):
-        Config(flat_tolerance=1.5)
+@pytest.mark.parametrize(
+    ("named", "fields"),
+    [
+        ("d_ks", dict(d_ks=(64, 16))),
+        ("taus", dict(taus=(0.0, 1.0))),
+        ("n_keys", dict(n_keys=1)),
+        ("collapse_factor", dict(collapse_factor=1.0)),
+        ("flat_tolerance", dict(flat_tolerance=1.5)),
+    ],
+)
+def test_config_errors_name_the_field(named, fields):
+    with pytest.raises(ValueError, match=named):
+        Config(**fields)

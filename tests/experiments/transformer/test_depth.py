@@ -19,11 +19,6 @@ matplotlib.use("Agg")
 EXPERIMENT = "depth"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_result):
-    return tiny_result
-
-
 @pytest.mark.parametrize("C", [8, 32, 48, 128])
 def test_block_formula_counts_a_real_block(C):
     block = TransformerEncoderLayer(C, 4, 4 * C, 0.0, "gelu", norm_first=True)

@@ -50,7 +50,6 @@ class Config(ExperimentConfig):
     # quick: 250 steps at batch 32 (the date task is learned by then: accuracy ~1.0 in development), no de-en
     # model (thousands of steps for readable maps); tiny: the test's short run.
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {
             "hidden": 48,
             "batch_size": 32,
@@ -71,12 +70,7 @@ class Config(ExperimentConfig):
             "de_en.enabled": False,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {
-        "train_steps": "train.max_iters",
-        "de_en": "de_en.enabled",
-        "de_en_steps": "de_en.train.max_iters",
-        "de_en_hidden": "de_en.hidden",
-    }
+    RENAMED: ClassVar[dict[str, str]] = {**DeEnConfig.RENAMED, "de_en_hidden": "de_en.hidden"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

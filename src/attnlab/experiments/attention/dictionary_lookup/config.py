@@ -59,7 +59,6 @@ class Config(ExperimentConfig):
     train_margin: float = 0.3
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"n_queries": 2000, "seeds": 2, "train.max_iters": 400},
         "tiny": {
             "n_queries": 1000,
@@ -70,7 +69,7 @@ class Config(ExperimentConfig):
             "n_eval": 1000,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {"train_steps": "train.max_iters", "eval_every": "train.eval_interval"}
+    RENAMED: ClassVar[dict[str, str]] = {"eval_every": "train.eval_interval"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -39,21 +39,19 @@ class Config(ExperimentConfig):
     flat_ratio: float = 0.5
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         # quick: at initialisation only, where the claim is judged; the full profile also after training
         "quick": {"hidden": 32, "src_len": 20, "probe_examples": 16, "after_training": False},
         "tiny": {
             "models": ("none", "bahdanau"),
             "hidden": 16,
-            "src_len": 12,
+            "src_len": 14,  # 12 with 8 probe strings: seed 11 of 20 ended at far/near 0.108, over the 0.1 bound
             "batch_size": 16,
-            "probe_examples": 8,
+            "probe_examples": 16,
             "train.max_iters": 30,
             "train.warmup_iters": 1,
             "train.eval_interval": 3,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {"train_steps": "train.max_iters"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -76,7 +76,6 @@ class Config(ExperimentConfig):
     de_en: BottleneckDeEn = BottleneckDeEn()
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         # two decoders (Bahdanau's and none); the third, Luong's, in the full profile
         "quick": {
             "models": ("none", "bahdanau"),
@@ -105,12 +104,7 @@ class Config(ExperimentConfig):
             "de_en.enabled": False,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {
-        "train_steps": "train.max_iters",
-        "de_en": "de_en.enabled",
-        "de_en_steps": "de_en.train.max_iters",
-        "de_en_budget": "de_en.budget",
-    }
+    RENAMED: ClassVar[dict[str, str]] = {**DeEnConfig.RENAMED, "de_en_budget": "de_en.budget"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

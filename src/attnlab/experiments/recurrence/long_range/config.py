@@ -29,7 +29,6 @@ class Config(ExperimentConfig):
     # The loop over time is Python, so a step costs ~ d steps of a cell: quick keeps d <= 20, one seed and a small
     # budget (300 steps, ~10 s on 2 cores); the full profile 3000 steps, d <= 100 and three seeds.
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"distances": (1, 5, 10, 20), "seeds": 1, "train.max_iters": 300, "train.eval_interval": 20},
         "tiny": {
             "distances": (1, 8),
@@ -40,7 +39,7 @@ class Config(ExperimentConfig):
             "task.eval_examples": 128,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {"cells": "models", "n_seeds": "seeds", "train_steps": "train.max_iters"}
+    RENAMED: ClassVar[dict[str, str]] = {"cells": "models", "n_seeds": "seeds"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

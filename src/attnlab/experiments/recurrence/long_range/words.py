@@ -26,7 +26,8 @@ transformer block -> readout at the query. A fresh model of each kind at each d 
 {cfg.train.lr:g} (constant), clipping {cfg.train.grad_clip:g}, batches of {cfg.task.batch_size} fresh examples (the
 same for every model), until the accuracy on {cfg.task.eval_examples} held-out examples (checked every
 {cfg.train.eval_interval} steps) reaches {cfg.task.solve:g} or {cfg.train.max_iters} steps are spent; {cfg.seeds}
-seed(s). Reach = the largest d up to which every listed distance is solved. Measured on {r[device_name]}.
+seed(s) (a distance is solved when a majority of them solve it; accuracies and steps are their means). Reach = the
+largest d up to which every listed distance is solved. Measured on {r[device_name]}.
 """
 
 

@@ -33,7 +33,6 @@ class Config(ExperimentConfig):
     margin: float = 1.05  # "clearly slower decay": a per-step factor at least this many times the RNN's
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"lag": 20, "seeds": 1, "train.max_iters": 300, "train.eval_interval": 20},
         "tiny": {
             "lag": 8,
@@ -46,7 +45,7 @@ class Config(ExperimentConfig):
             "task.eval_examples": 128,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {"seq_len": "lag", "train_steps": "train.max_iters"}
+    RENAMED: ClassVar[dict[str, str]] = {"seq_len": "lag"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -27,22 +27,27 @@ def plot(result: dict[str, Any]) -> dict[str, Any]:
     fig2, ax2 = figure()
     solve = result["config"]["task"]["solve"]
     for name, cell in data["cells"].items():
-        curve = cell["runs"][0]["curve"]
-        outcome = "solved" if cell["runs"][0]["solved"] else "budget ran out"
-        ax2.plot(
-            [p[0] for p in curve],
-            [p[1] for p in curve],
-            "o-",
-            ms=3,
-            color=COLORS[name],
-            label=f"{LABELS[name]} ({outcome})",
-        )
+        runs = cell["runs"]
+        won = sum(run["solved"] for run in runs)
+        outcome = (f"{won} of {len(runs)} seeds solved" if len(runs) > 1 else "solved") if won else "budget ran out"
+        for i, run in enumerate(runs):  # the first seed drawn bold, the others faint
+            curve = run["curve"]
+            ax2.plot(
+                [p[0] for p in curve],
+                [p[1] for p in curve],
+                "o-" if i == 0 else "-",
+                ms=3,
+                lw=1.5 if i == 0 else 0.8,
+                alpha=1.0 if i == 0 else 0.4,
+                color=COLORS[name],
+                label=f"{LABELS[name]} ({outcome})" if i == 0 else None,
+            )
     ax2.axhline(solve, ls="--", color="k", lw=0.8, label=f"solved (>= {solve:g})")
     style(
         ax2,
         "training step",
         "held-out accuracy",
-        f"Recall the symbol {result['config']['lag']} steps back",
+        f"Recall the symbol {result['config']['lag']} steps back" + (" (first seed bold)" if len(runs) > 1 else ""),
         ylim=(0, 1.03),
     )
 

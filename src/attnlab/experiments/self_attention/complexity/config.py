@@ -25,7 +25,6 @@ class Config(ExperimentConfig):
     max_run_mib: int = 6144
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"lengths": (256, 512, 1024, 2048), "heads": 4, "min_run_time": 0.05},
         # Lengths past the chunked tile size (512), so its linear memory shows; one small head keeps it fast.
         "tiny": {"lengths": (1024, 2048, 4096), "heads": 1, "head_size": 16, "min_run_time": 0.01},

@@ -41,7 +41,6 @@ class Config(ExperimentConfig):
     specialization: float = 0.8
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"seeds": 2, "train.max_iters": 500, "train.lr": 1e-2, "train.min_lr": 1e-2},
         "tiny": {
             "head_counts": (1, 4),
@@ -52,7 +51,6 @@ class Config(ExperimentConfig):
             "train.min_lr": 1e-2,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {"train_steps": "train.max_iters"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

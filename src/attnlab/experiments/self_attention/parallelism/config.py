@@ -28,7 +28,6 @@ class Config(ExperimentConfig):
     threads: int = 0  # CPU threads to try besides 1 while timing; 0: all that torch has
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"lengths": (32, 64, 128, 256), "d_model": 128, "min_run_time": 0.02, "rounds": 2},
         "tiny": {
             "lengths": (8, 16, 32),

@@ -42,7 +42,6 @@ class Config(ExperimentConfig):
     tolerance: float = 0.05  # |measured exponent - Table 1's| allowed
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {
             "flop_lengths": (16, 32, 64, 128, 256, 512, 1024),
             "flop_widths": (16, 32, 64, 128, 256),

@@ -34,7 +34,6 @@ class Config(ExperimentConfig):
     collapse_factor: float = 10.0
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"n_queries": 512, "seeds": 2},
         "tiny": {"d_ks": (4, 64, 1024), "n_queries": 256, "seeds": 1, "taus": (1 / 16, 1 / 4, 1.0, 4.0, 16.0)},
     }

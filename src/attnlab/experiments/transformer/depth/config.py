@@ -29,7 +29,6 @@ class Config(ExperimentConfig):
     text_chars: int = 0  # 0: the whole built-in corpus; else its first text_chars characters
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {
             "depths": (1, 2, 4),
             "n_embd": 64,
@@ -55,7 +54,6 @@ class Config(ExperimentConfig):
             "train.eval_iters": 10,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {"train_steps": "train.max_iters", "warmup_steps": "train.warmup_iters"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -34,7 +34,6 @@ class Config(ExperimentConfig):
     pretrained_pairs: int = 200  # minimal pairs read by the pretrained all-MiniLM-L6-v2 (0: skip that part)
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {
             "seeds": 2,
             "eval_pairs": 300,
@@ -50,7 +49,6 @@ class Config(ExperimentConfig):
             "train.eval_interval": 600,
         },
     }
-    RENAMED: ClassVar[dict[str, str]] = {"train_steps": "train.max_iters", "warmup_steps": "train.warmup_iters"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
