@@ -7,7 +7,7 @@ folder              section of the chapter                       experiments (co
 ``attention``       3.2 the attention mechanism                  alignment, gradient-paths, dictionary-lookup
 ``self_attention``  3.3 scaled dot-product and multi-head        scaling, heads, complexity, parallelism, paths
 ``transformer``     the capstone: blocks that compose            depth, pronoun
-``beyond``          what comes after attention                   (to come)
+``beyond``          what comes after attention                   decode-cost, recall, experts
 ==================  ===========================================  =============================================
 
 Each section's ``__init__`` says which library modules implement it, which experiments measure its claims and

@@ -38,7 +38,6 @@ class Config(ExperimentConfig):
     drop: float = 0.1
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         # Training to recall takes minutes on a CPU (attention needed ~800 steps, Mamba ~2000 in development):
         # the quick profile measures the models' sizes and states only, and says the claim was not tested.
         "quick": {"seeds": 0},

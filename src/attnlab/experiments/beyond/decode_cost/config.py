@@ -33,7 +33,6 @@ class Config(ExperimentConfig):
     memory_budget_mib: int = 1024
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         "quick": {"lengths": (256, 512, 1024, 2048), "fit_from": 512, "n_layer": 1, "batch_size": 16, "rounds": 24},
         "tiny": {"lengths": (16, 32, 64), "fit_from": 32, "n_layer": 1, "n_embd": 32, "batch_size": 2, "rounds": 2},
     }

@@ -62,7 +62,7 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
             + (f" (the longest context within {cfg.memory_budget_mib} MiB: {s['longest_context']:,} tokens)." if
                s["longest_context"] else f" (a fixed {s['bytes_fixed'] / 1024:.1f} KiB per sequence, at any length).")
         )  # fmt: skip
-    if m.get("crossover_time") is not None:
+    if m.get("crossover_time") is not None and m.get("crossover_flops") is not None:
         parts.append(
             f"Attention's time per token reaches twice its fixed part (the affine fit's intercept) at about "
             f"n = {m['crossover_time']:,}; in counted FLOPs its cache work equals the rest at n = "
@@ -79,7 +79,7 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
 HEADLINE = """
 time slope over n >= {cfg.fit_from}: attention / linear / SSM | <slopes>
 us per token at n = <last>: attention / linear / SSM | <last_us>
-attention's crossover (time; counted FLOPs) | n ~ {m[crossover_time]:,}; {m[crossover_flops]:,}
+attention's crossover (time; counted FLOPs) | <crossover>
 decoding memory per position: attention / linear / SSM (bytes) | <bytes>
 """
 
@@ -95,7 +95,12 @@ def headline(cfg: Any, r: dict[str, Any]) -> list[tuple[str, Any]]:
         last=ns[-1],
         last_us=join(f"{s['seconds_per_token'][-1] * 1e6:.0f}" for s in series.values()),
         bytes=join(f"{s['bytes_per_position']:g}" for s in series.values()),
+        crossover=join(_n(r["metrics"].get(k)) for k in ("crossover_time", "crossover_flops")),
     )
+
+
+def _n(n: int | None) -> str:
+    return "none measured" if n is None else f"n ~ {n:,}"
 
 
 WORDS = Words(setup, summary, headline)

@@ -34,7 +34,6 @@ class Config(ExperimentConfig):
     balance_batches: int = 8
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "full": {},
         # Losses that separate from the seeds' spread take minutes of training on a CPU: the quick profile counts
         # the full profile's models (parameters, FLOPs per token) and says the claim was not tested.
         "quick": {"seeds": 0, "text_chars": 100_000},

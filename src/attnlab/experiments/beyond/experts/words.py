@@ -18,8 +18,8 @@ MAIN_FIGURE = "loss"
 SETUP = """
 attnlab GPT, {cfg.n_layer} layers, C={cfg.n_embd}, {cfg.n_head} heads, context {cfg.block_size}; the dense
 GELU feed-forward network (4C wide) against mixtures of E in {cfg.experts} GELU experts, each 4C/{cfg.top_k} wide,
-top-{cfg.top_k} routing (Mixtral's softmax over the top k), the Switch load-balancing loss (weight 0.01 per layer) in training, no
-capacity limit. Each model trained by the attnlab Trainer for {cfg.train.max_iters} iterations at batch
+top-{cfg.top_k} routing (Mixtral's softmax over the top k), the Switch load-balancing loss (weight 0.01 per layer)
+in training, no capacity limit. Each model trained by the attnlab Trainer for {cfg.train.max_iters} iterations at batch
 {cfg.batch_size} (AdamW, lr {cfg.train.lr:g} -> {cfg.train.min_lr:g}, {cfg.train.warmup_iters} warm-up, weight decay
 {cfg.train.weight_decay:g}), seeds {d[seeds]} (the same batches and initialisation stream for every E), on
 char-level Shakespeare (first 90% train, last 10% validate); validation cross-entropy over {cfg.train.eval_iters}
