@@ -22,7 +22,9 @@ def test_parameters_match_within_a_few_percent(profile):
     c = configs(cfg)
     n = {m: count(g) for m, g in c.items()}
     assert n["attention"] == n["linear"] and c["linear"].n_embd == cfg.n_embd  # the same projections
-    assert abs(n["ssm"] / n["attention"] - 1) <= (0.04 if profile == "tiny" else 0.01)
+    # one width step (n_head = 4) moves the count by ~3.6% beside the quick/full profile's 2,192-token embedding:
+    # the bound is that step; the neighbours' check below is the sharp one
+    assert abs(n["ssm"] / n["attention"] - 1) <= 0.04
     fields = {k: getattr(c["ssm"], k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "d_state")}
     for width in (c["ssm"].n_embd - cfg.n_head, c["ssm"].n_embd + cfg.n_head):  # the neighbours are no closer
         assert abs(count(gpt_config("ssm", width, **fields)) - n["attention"]) >= abs(n["ssm"] - n["attention"])

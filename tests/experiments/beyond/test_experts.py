@@ -80,7 +80,6 @@ def test_quick_profile_counts_only(tiny_runner):
         ("n_embd", 31),  # not a multiple of n_head=2
         ("seeds", -1),
         ("balance_batches", 0),
-        ("train.warmup_iters", 20),
     ],
 )
 def test_config_rejects_bad_values_by_name(field, value):

@@ -88,6 +88,16 @@ def run(cfg: Any) -> dict[str, Any]:
     return measured(*_summarise(cfg, size, acc, curves, losses, seconds), device)
 
 
+def late_gain(runs: list[list[list[float]]], max_iters: int) -> float:
+    """How much the accuracy at the largest D rose over the last quarter of training (from the last check at or
+    before 3/4 of it), the mean over seeds: near zero when a model had stopped learning."""
+    gains = []
+    for history in runs:
+        before = [h for h in history if h[0] <= 0.75 * max_iters] or history[:1]
+        gains.append(history[-1][-1] - before[-1][-1])
+    return sum(gains) / len(gains)
+
+
 def _summarise(cfg: Any, size, acc, curves, losses, seconds) -> tuple[dict[str, bool] | None, dict, dict]:
     pairs, n = list(cfg.pairs), cfg.seeds
     m: dict[str, Any] = {}
@@ -98,6 +108,7 @@ def _summarise(cfg: Any, size, acc, curves, losses, seconds) -> tuple[dict[str, 
     for mixer, row in mean.items():
         for D, a in zip(pairs, row, strict=True):
             m[f"acc/{mixer}/D={D}"] = round(a, 4)
+        m[f"late_gain/{mixer}/D={pairs[-1]}"] = round(late_gain(curves[mixer], cfg.train.max_iters), 4)
     ref = min(s["params"] for s in size.values())
     m["params_spread"] = round(max(s["params"] for s in size.values()) / ref - 1, 4)
     verdict: dict[str, bool] | None = None
@@ -122,4 +133,4 @@ def _summarise(cfg: Any, size, acc, curves, losses, seconds) -> tuple[dict[str, 
     return verdict, m, data
 
 
-__all__ = ["accuracy", "configs", "get_batch", "held_out", "run", "sizes"]
+__all__ = ["accuracy", "configs", "get_batch", "held_out", "late_gain", "run", "sizes"]

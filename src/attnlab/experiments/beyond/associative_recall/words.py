@@ -22,9 +22,8 @@ Multi-query associative recall with one token per pair: D key-value pairs in con
 keys and {cfg.n_values} values, distinct within an example), then each key queried once in a random order; the
 model must name its value (vocabulary <vocab> tokens). attnlab GPT, {cfg.n_layer}
 layers, {cfg.n_head} heads, one model per mixer at matched parameters: <models>. Each trained by the attnlab Trainer
-for {cfg.train.max_iters} iterations at batch {cfg.batch_size} of fresh examples (D drawn per batch; AdamW, lr
-{cfg.train.lr:g} -> {cfg.train.min_lr:g}, {cfg.train.warmup_iters} warm-up, weight decay {cfg.train.weight_decay:g};
-the same batches and initialisation stream for every mixer), seeds {d[seeds]}; accuracy on {cfg.eval_examples}
+for {cfg.train.max_iters} iterations at batch {cfg.batch_size} of fresh examples (D drawn per batch; Adam at a
+constant {cfg.train.lr:g}, no weight decay; the same batches and initialisation stream for every mixer), seeds {d[seeds]}; accuracy on {cfg.eval_examples}
 held-out examples per D (the same for every mixer). Measured on {r[device_name]}.
 """
 
@@ -52,6 +51,12 @@ def summary(cfg: Any, r: dict[str, Any]) -> str:
         accs = ", ".join(f"D={D}: {a:.2f}" for D, a in zip(d["pairs"], row, strict=True))
         parts.append(f"{NAMES[mixer]} {accs}.")
     parts.append(f"(Answering with a random value of the context would score 1/D; guessing, {d['chance']:.3f}.)")
+    last = d["pairs"][-1]
+    gains = ", ".join(f"{NAMES[k]} {r['metrics'][f'late_gain/{k}/D={last}']:+.2f}" for k in d["accuracy_mean"])
+    parts.append(
+        f"Over the last quarter of training the accuracy at D={last} changed by {gains} (near zero: the model had "
+        "stopped improving; a large rise would say the budget, not the state, limited it)."
+    )
     held_text = (
         f"The claim held: attention recalled at least {cfg.recall_min:.0%} at every D, while each fixed-state model "
         f"at D={cfg.pairs[-1]} fell at least {cfg.gap:.0%} below it and {cfg.drop:.0%} below its own recall at "

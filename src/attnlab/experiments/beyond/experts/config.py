@@ -66,11 +66,6 @@ class Config(ExperimentConfig):
         if self.experts[1] < self.top_k:
             raise ValueError(f"experts: expected every E > 1 to be at least top_k={self.top_k}, got {self.experts!r}")
         checks.multiple("n_embd", 4 * self.n_embd, self.top_k, "top_k (experts of width 4C / top_k)")
-        if self.train.warmup_iters >= self.train.max_iters:
-            raise ValueError(
-                f"train.warmup_iters: expected fewer than train.max_iters={self.train.max_iters}, "
-                f"got {self.train.warmup_iters}"
-            )
 
 
 __all__ = ["Config"]
