@@ -17,6 +17,11 @@ from attnlab.data.pronoun import WordTokenizer, max_length
 from attnlab.data.seq2seq import date_pairs, make_batch, reverse_pairs
 from attnlab.experiments.attention.dictionary_lookup.dictionary import make_dictionary
 from attnlab.experiments.attention.dictionary_lookup.learned import cue_batch
+from attnlab.experiments.beyond.associative_recall.config import Config as Recall
+from attnlab.experiments.beyond.associative_recall.measure import configs as recall_configs
+from attnlab.experiments.beyond.associative_recall.measure import get_batch as mqar_batches
+from attnlab.experiments.beyond.experts.config import Config as Experts
+from attnlab.experiments.beyond.experts.measure import model_config as experts_config
 from attnlab.experiments.recall import RECALL, get_batch
 from attnlab.experiments.recurrence.long_range.config import Config as LongRange
 from attnlab.experiments.recurrence.long_range.measure import build as build_recall
@@ -93,6 +98,17 @@ def _pronoun():
     return model, make_get_batch(cfg, tok)("train", torch.Generator().manual_seed(0))
 
 
+def _mixer(mixer: str):
+    """recall's models (decode-cost decodes with the same three, untrained), on the experiment's own MQAR batch."""
+    cfg = Recall.for_profile("tiny")
+    return GPT(recall_configs(cfg)[mixer]), mqar_batches(cfg)("train", torch.Generator().manual_seed(0))
+
+
+def _experts():
+    x = torch.randint(0, 20, (2, 8))
+    return GPT(experts_config(Experts.for_profile("tiny"), 4, 20)), (x, torch.roll(x, -1, 1))
+
+
 xfail_library = pytest.mark.xfail(reason=LIBRARY_DTYPES, raises=TypeError, strict=False)
 CASES = {
     "vanishing-gradients/rnn": lambda: _recall("rnn"),
@@ -111,6 +127,10 @@ CASES = {
     "parallelism/attention": lambda: _blocks("attention"),
     "depth/gpt": _gpt,
     "pronoun/model": _pronoun,
+    "recall/attention": lambda: _mixer("attention"),
+    "recall/linear": lambda: _mixer("linear"),
+    "recall/ssm": lambda: _mixer("ssm"),
+    "experts/moe": _experts,
 }
 LIBRARY = {n for n in CASES if n.split("/")[0] in ("bottleneck", "gradient-paths", "alignment", "dictionary-lookup")}
 

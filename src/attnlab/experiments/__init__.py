@@ -7,7 +7,8 @@ folder              section of the chapter                       experiments (co
 ``attention``       3.2 the attention mechanism                  alignment, gradient-paths, dictionary-lookup
 ``self_attention``  3.3 scaled dot-product and multi-head        scaling, heads, complexity, parallelism, paths
 ``transformer``     the capstone: blocks that compose            depth, pronoun
-``beyond``          what comes after attention                   kv-cache, variants, receptive-field
+``beyond``          what comes after attention                   kv-cache, variants, receptive-field,
+                                                                 decode-cost, recall, experts
 ==================  ===========================================  =============================================
 
 Each section's ``__init__`` says which library modules implement it, which experiments measure its claims and
@@ -69,6 +70,9 @@ _MODULES = {
     "kv-cache": "beyond.kv_cache",
     "variants": "beyond.variants",
     "receptive-field": "beyond.receptive_field",
+    "decode-cost": "beyond.decode_cost",
+    "recall": "beyond.associative_recall",
+    "experts": "beyond.experts",
 }
 
 
