@@ -23,8 +23,9 @@ keys and {cfg.n_values} values, distinct within an example), then each key queri
 model must name its value (vocabulary <vocab> tokens). attnlab GPT, {cfg.n_layer}
 layers, {cfg.n_head} heads, one model per mixer at matched parameters: <models>. Each trained by the attnlab Trainer
 for {cfg.train.max_iters} iterations at batch {cfg.batch_size} of fresh examples (D drawn per batch; Adam at a
-constant {cfg.train.lr:g}, no weight decay; the same batches and initialisation stream for every mixer), seeds {d[seeds]}; accuracy on {cfg.eval_examples}
-held-out examples per D (the same for every mixer). Measured on {r[device_name]}.
+constant {cfg.train.lr:g}, no weight decay; the same batches and initialisation stream for every mixer), seeds
+{d[seeds]}; accuracy on {cfg.eval_examples} held-out examples per D (the same for every mixer). Measured on
+{r[device_name]}.
 """
 
 
