@@ -344,7 +344,8 @@ def test_experiments_that_share_cores_run_in_workers_the_others_here_alone(tmp_p
 
 def test_which_experiments_share_cores():
     timed = {n for n in experiments.names() if not experiments.get(n).shares_cores}
-    assert timed == {"complexity", "parallelism"}  # they measure time: each runs with nothing beside it
+    # they measure time: each runs with nothing beside it
+    assert timed == {"complexity", "parallelism", "variants", "decode-cost"}
 
 
 @pytest.mark.parametrize("jobs", [0, -1, 1.5, True])

@@ -14,6 +14,9 @@ from attnlab.experiments.beyond.mixers import matched_configs, state_numbers
 from attnlab.experiments.training import one_thread, train
 from attnlab.models.gpt import GPT, GPTConfig
 
+# beside other experiments: it trains on one thread and reports accuracies, not times
+SHARES_CORES = True
+
 
 def configs(cfg: Any) -> dict[str, GPTConfig]:
     """One GPT config per mixer at matched parameters (a position table for the longest example)."""

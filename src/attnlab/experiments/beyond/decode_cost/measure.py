@@ -18,6 +18,10 @@ from attnlab.experiments.fits import exact_line, linear_fit, loglog_slope
 from attnlab.experiments.training import one_thread
 from attnlab.models.gpt import GPT
 
+# not beside another experiment: it times decoding one token (CPU time of its thread), which sharing
+# the cores would disturb
+SHARES_CORES = False
+
 Key = tuple[str, int]  # (mixer, context length)
 QUANTILE = 0.25  # the time of a (mixer, length): the lower quartile of its rounds (other processes only add time)
 

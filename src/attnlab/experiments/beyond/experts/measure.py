@@ -17,6 +17,9 @@ from attnlab.experiments.training import one_thread, train
 from attnlab.experiments.transformer.depth.measure import load_corpus
 from attnlab.models.gpt import GPT, GPTConfig
 
+# beside other experiments: it trains on one thread and reports losses and counts, not times
+SHARES_CORES = True
+
 # Mixtral 8x7B (Jiang et al. 2024, Table 1): dim, layers, heads of 128, kv heads, SwiGLU hidden, vocabulary (input
 # embedding and output head untied), experts, experts per token.
 MIXTRAL = {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "head_dim": 128, "hidden_dim": 14336,
