@@ -14,5 +14,5 @@ gradient reaching each source token with and without attention), ``dictionary-lo
 hard, and what can be learned through each).
 
 Exercises (:mod:`attnlab.exercises`): ``additive_score``, ``luong_scores``, ``attention_context``,
-``softmax_backward``, ``greedy_decode``, ``beam_step``.
+``softmax_backward``, ``greedy_decode``, ``beam_search_step``.
 """

@@ -15,6 +15,6 @@ Experiments: ``vanishing-gradients`` (the gradient per step through h and throug
 exploding radii, clipping, and whether each cell learns a long lag), ``long-range`` (recall at each distance,
 every model trained per distance), ``bottleneck`` (quality against source length with and without attention).
 
-Exercises (:mod:`attnlab.exercises`): ``rnn_cell``, ``lstm_cell``, ``gru_cell``, ``recurrent_layer``,
-``bptt_by_hand``, ``clip_grad_norm``.
+Exercises (:mod:`attnlab.exercises`): ``rnn_cell``, ``lstm_cell``, ``gru_cell``, ``rnn_layer``,
+``bptt``, ``clip_grad_norm``.
 """

@@ -12,6 +12,6 @@ Experiments: ``scaling`` (variance of q.k, saturation with and without 1/sqrt(d_
 cannot solve and several can), ``complexity`` (time and memory against n), ``parallelism`` (sequential steps
 and wall clock, LSTM against attention), ``paths`` (Vaswani et al.'s Table 1, measured).
 
-Exercises (:mod:`attnlab.exercises`): ``scaled_dot_product_attention``, ``causal_mask_after_cache``,
-``multi_head_attention``, ``kv_cache_step``, ``online_softmax_tile``.
+Exercises (:mod:`attnlab.exercises`): ``scaled_dot_product_attention``, ``causal_mask``,
+``multi_head_attention``, ``kv_cache_step``, ``online_softmax_update``.
 """

@@ -11,5 +11,5 @@ Library: :mod:`attnlab.nn.transformer` (``TransformerEncoderLayer``), :mod:`attn
 Experiments: ``depth`` (parameters against depth, loss against size), ``pronoun`` (attention from "it", in a
 small trained model and in the pretrained encoder).
 
-Exercises (:mod:`attnlab.exercises`): ``sinusoidal_encoding``, ``rotary_encoding``, ``prenorm_block``.
+Exercises (:mod:`attnlab.exercises`): ``sinusoidal_encoding``, ``rotary``, ``layer_norm``, ``transformer_block``.
 """
