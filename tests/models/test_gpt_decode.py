@@ -94,3 +94,13 @@ def test_static_decoder_steps_equal_full_forwards(device):
         want = [model.logits(tokens[:, : t + 1])[:, -1] for t in range(6, 20)]
     for t, (a, b) in enumerate(zip(got, want, strict=True)):
         torch.testing.assert_close(a, b, msg=f"step {t}")
+
+
+def test_generated_tokens_feed_a_training_step():
+    """Decoding runs under inference mode, but what generate returns is an ordinary tensor: a training step on it
+    (the embedding saves its ids for the backward) works, as it did when generate ran under no_grad."""
+    model = tiny_gpt().train()
+    out = model.generate(torch.zeros(1, 2, dtype=torch.long), 10)
+    assert not out.is_inference()
+    model(out[:, :-1], out[:, 1:]).loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

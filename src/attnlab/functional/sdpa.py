@@ -85,6 +85,24 @@ def scaled_dot_product_attention(
     if isinstance(query, Tensor) and autocast_enabled(query):  # as torch's function does under autocast
         query, key, value, attn_mask = _autocast(query, key, value, attn_mask)
     mask, batch = check_sdpa_args(query, key, value, attn_mask, dropout_p, is_causal, scale, impl, enable_gqa)
+    return dispatch(query, key, value, mask, dropout_p, scale, enable_gqa, impl, return_weights, batch)
+
+
+def dispatch(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: AttentionMask | None,
+    dropout_p: float,
+    scale: float | None,
+    enable_gqa: bool,
+    impl: str,
+    return_weights: bool,
+    batch: tuple[int, ...],
+) -> Tensor | AttentionOutput:
+    """The SDPA after :func:`check_sdpa_args`: ``mask`` a checked :class:`AttentionMask` or None, ``batch`` the
+    output's leading dims. Called directly only where the checks cannot fail by construction (a layer's one decoded
+    token: its own projections, of one dtype and matching shapes, and no mask), where they are per-token overhead."""
     s = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     if impl == "auto":
         impl = "naive" if return_weights else "torch"

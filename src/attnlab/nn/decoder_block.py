@@ -128,14 +128,14 @@ class DecoderBlock(nn.Module):
         (torch's; the same without a cache). ``cache`` (from :meth:`new_cache`) continues a sequence. The MoE's
         balancing loss of the call is left in :attr:`aux_loss`."""
         h, weights = self._mix(self.norm1(x), attn_mask, is_causal, cache, need_weights)
-        x = x + self.dropout1(h)  # x + Mixer(Norm_1(x))
+        x = x + (self.dropout1(h) if self.training else h)  # x + Mixer(Norm_1(x)); no dropout in eval
         z = self.norm2(x)
         if self.moe is not None:
             routed = self.moe(z)
             f, self.aux_loss, self.router_load = routed.output, routed.aux_loss, routed.load.detach()
         else:
-            f = feed_forward(z, self.linear1, self.linear2, self.mlp, self.dropout)
-        return x + self.dropout2(f), weights  # x + FFN(Norm_2(x))
+            f = feed_forward(z, self.linear1, self.linear2, self.mlp, self.dropout if self.training else None)
+        return x + (self.dropout2(f) if self.training else f), weights  # x + FFN(Norm_2(x))
 
     def _mix(self, h: Tensor, attn_mask, is_causal: bool, cache, need_weights: bool) -> tuple[Tensor, Tensor | None]:
         m = self.token_mixer

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab._checks import (
+    autocast_enabled,
     broadcast_shapes,
     check_float,
     check_heads,
@@ -46,7 +47,7 @@ from attnlab._checks import (
     shape_str,
 )
 from attnlab.functional.masks import AttentionMask
-from attnlab.functional.sdpa import IMPLS, AttentionOutput, scaled_dot_product_attention
+from attnlab.functional.sdpa import IMPLS, AttentionOutput, dispatch, scaled_dot_product_attention
 from attnlab.nn.caches import KVCache, StaticKVCache
 from attnlab.nn.positional import apply_rotary
 
@@ -200,16 +201,17 @@ class MultiHeadAttention(nn.Module):
         mask = self._mask(attn_mask, key_mask, is_causal, B, T, S, query)
         if cache is not None:
             mask = cache.adapt(mask, T)  # the mask over the cache's keys
-        out = scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            enable_gqa=n_kv != nh,  # query head h attends with kv head h // (nh / n_kv)
-            impl=self.impl,
-            return_weights=need_weights,
-        )
+        dropout_p = self.dropout if self.training else 0.0
+        gqa = n_kv != nh  # query head h attends with kv head h // (nh / n_kv)
+        if T == 1 and (mask is None or mask.allows_all(T, S)) and not need_weights and not autocast_enabled(q):
+            # one decoded token (after a cache every key is allowed): q, k, v are this layer's own projections
+            # (one dtype, agreeing shapes), so the SDPA's argument checks cannot fail; they would be per-token cost
+            out = dispatch(q, k, v, None, dropout_p, None, gqa, self.impl, False, (B, nh))
+        else:
+            out = scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout_p, enable_gqa=gqa, impl=self.impl,
+                return_weights=need_weights,
+            )  # fmt: skip
         y, weights = out if need_weights else (out, None)
         y = y.transpose(1, 2).reshape(B, T, E)  # (B, nh, T, hs) -> (B, T, nh*hs): concat the heads
         y = self.out_proj(y)  # (B, T, E) @ W^O
@@ -219,7 +221,9 @@ class MultiHeadAttention(nn.Module):
         return AttentionOutput(y, weights)
 
     def _check_inputs(self, query, key, value):
-        for name, x, width in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
+        inputs = (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim))
+        same = key is query and value is query and self._qkv_same_embed_dim  # self-attention, one width: once
+        for name, x, width in inputs[:1] if same else inputs:
             check_tensor(name, x)
             check_float(name, x)
             check_ndim(name, x, (2, 3), "(batch, length, features) or unbatched (length, features)")
