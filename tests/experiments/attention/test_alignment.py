@@ -3,7 +3,7 @@ the figures from the saved JSON, a missing corpus.
 
 The tiny profile (120 steps) is too short to normalise dates (exact-match accuracy ~0), yet its attention already
 agrees with the gold fields well above chance (argmax 0.65, mass 0.56 against chance 0.25 on seed 0); the quick
-profile (300 steps) normalised every held-out date with argmax agreement 0.98 and mass 0.89.
+profile (250 steps) normalised 99.8% of the held-out dates with argmax agreement 0.98 and mass 0.88 (2026-12-04).
 """
 
 import json

@@ -5,7 +5,7 @@ the softmax does not saturate as ``d_k`` grows; heads that attend to different t
 O(n^2) cost that bounds the context window; O(1) sequential steps and O(1) path length against the RNN's O(n).
 
 Library: :mod:`attnlab.functional.sdpa` (the one ``scaled_dot_product_attention``: naive, chunked
-online-softmax, manual backward, torch), :mod:`attnlab.nn.multihead` (``MultiHeadAttention``, masks, KV cache),
+online-softmax, manual backward, torch, triton), :mod:`attnlab.nn.multihead` (``MultiHeadAttention``, masks, KV cache),
 :mod:`attnlab.nn.positional`, :mod:`attnlab.models.blocks` (the blocks the lab compares).
 
 Experiments: ``scaling`` (variance of q.k, saturation with and without 1/sqrt(d_k)), ``heads`` (a task one head
