@@ -18,7 +18,6 @@ from attnlab.models import Encoder
 from attnlab.report.flashcards import DECKS
 from attnlab.report.practice import load_results, pronoun_exercise, write_practice
 
-CHROMIUM = "/usr/bin/chromium"
 EVIL = "</script><img src=x onerror=alert(1)>"
 N_CARDS = sum(len(d.cards) for d in DECKS)
 
@@ -32,22 +31,6 @@ new MutationObserver(function (records) {
 }).observe(document, {childList: true, subtree: true});
 window.alert = function () { window.__alerts++; };
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the practice page's browser tests need Debian's chromium; run `make setup`"
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: run `make setup` (it installs the test extras)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ import torch
 from attnlab.experiments.base import ExperimentConfig, ExperimentSpec, viewer_payload
 from attnlab.report.viewer import content_security_policy, viewer_assets, viewer_fragment, viewer_html
 
-CHROMIUM = "/usr/bin/chromium"
 EVIL = "</script><img src=x onerror=alert(1)>"
 QUOTES = "\"'&<b>"
 SELF_TOKENS = ["[CLS]", EVIL, "the", QUOTES, "[SEP]"]  # T = S = 5
@@ -59,20 +58,6 @@ SELF_B2 = viewer_payload("self B2", ["x", "y"], ["x", "y"], random_weights((1, 2
 @dataclass(frozen=True)
 class MapsConfig(ExperimentConfig):
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "full": {}}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: the viewer's browser tests need Debian's chromium; run `make setup`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: run `make setup` (it installs the test extras)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
