@@ -22,6 +22,9 @@ from attnlab.experiments.beyond.associative_recall.measure import configs as rec
 from attnlab.experiments.beyond.associative_recall.measure import get_batch as mqar_batches
 from attnlab.experiments.beyond.experts.config import Config as Experts
 from attnlab.experiments.beyond.experts.measure import model_config as experts_config
+from attnlab.experiments.beyond.variants.config import VARIANTS
+from attnlab.experiments.beyond.variants.config import Config as Variants
+from attnlab.experiments.beyond.variants.measure import model_config as variants_config
 from attnlab.experiments.recall import RECALL, get_batch
 from attnlab.experiments.recurrence.long_range.config import Config as LongRange
 from attnlab.experiments.recurrence.long_range.measure import build as build_recall
@@ -104,6 +107,11 @@ def _experts():
     return GPT(experts_config(Experts.for_profile("tiny"), 4, 20)), (x, torch.roll(x, -1, 1))
 
 
+def _variant(variant: str):
+    x = torch.randint(0, 20, (2, 16))
+    return GPT(variants_config(Variants.for_profile("tiny"), variant, 32, 20)), (x, torch.roll(x, -1, 1))
+
+
 CASES = {
     "vanishing-gradients/rnn": lambda: _recall("rnn"),
     "vanishing-gradients/gru": lambda: _recall("gru"),
@@ -125,6 +133,7 @@ CASES = {
     "recall/linear": lambda: _mixer("linear"),
     "recall/ssm": lambda: _mixer("ssm"),
     "experts/moe": _experts,
+    **{f"variants/{v}": lambda v=v: _variant(v) for v in VARIANTS},
 }
 PRODUCTS = {torch.ops.aten.mm.default, torch.ops.aten.bmm.default, torch.ops.aten.addmm.default,
             torch.ops.aten.baddbmm.default}  # fmt: skip

@@ -1,6 +1,6 @@
 """variants: widths solved for equal parameters, caches that follow the kv heads exactly, every variant learning on
-the tiny budget, the verdict as the rule applied to the numbers (3 seeds) or not judged (1 seed); a bf16 autocast
-training step of every variant; JSON, plots and config errors.
+the tiny budget, the verdict as the rule applied to the numbers (3 seeds) or not judged (1 seed); JSON, plots and
+config errors. (The bf16 autocast step of every variant is in tests/experiments/test_experiments_autocast.py.)
 
 Sweep (tiny profile at seed 0-19, i.e. seeds s, s+1, s+2 per run, x 1, 2 threads: 40 runs of 6 variants x 3 seeds):
 every run held on the mechanism (parameters within 15%, GQA's cache exactly half of MHA's); validation losses ranged
@@ -13,19 +13,12 @@ against the numbers, not asserted.
 import json
 import math
 import statistics
-import tempfile
 
 import pytest
-import torch
 from matplotlib.figure import Figure
-from torch import nn
 
 from attnlab.experiments.beyond.variants import SPEC, Config
-from attnlab.experiments.beyond.variants.config import VARIANTS
 from attnlab.experiments.beyond.variants.measure import QUALITY, count_params, model_config, noise, solve_width
-from attnlab.experiments.training import trainer
-from attnlab.models.gpt import GPT
-from attnlab.train.loop import TrainConfig
 
 EXPERIMENT = "variants"
 
@@ -86,30 +79,6 @@ def test_solve_width_takes_the_closest_count():
 def test_noise_is_the_larger_seed_range():
     assert noise([1.0, 2.0, 3.0], [2.0, 2.5]) == 2.0
     assert noise([1.5], [1.7]) == 0.0
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_one_training_step_under_bf16_autocast(variant):
-    """The step the experiment takes (the project's Trainer, which autocasts to bf16 on a GPU), on the CPU."""
-    cfg = Config.for_profile("tiny")
-    torch.manual_seed(0)
-    model = GPT(model_config(cfg, variant, 32, 20))
-    x = torch.randint(0, 20, (2, 16))
-    batch = (x, torch.roll(x, -1, 1))
-    seen: list[torch.dtype] = []
-    hooks = [
-        m.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
-        for m in model.modules()
-        if isinstance(m, nn.Linear)
-    ]
-    step_cfg = TrainConfig(max_iters=1, warmup_iters=0, lr=1e-3, min_lr=1e-3)
-    with tempfile.TemporaryDirectory() as run_dir, torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = trainer(model, step_cfg, lambda split, gen: batch, seed=0, device="cpu", run_dir=run_dir).step(*batch)
-    for h in hooks:
-        h.remove()
-    assert math.isfinite(loss) and torch.bfloat16 in seen
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
 
 
 def test_words_and_figures_from_the_saved_result(tiny):
